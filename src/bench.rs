@@ -1,0 +1,137 @@
+//! In-process throughput of the pipeline against a bare `serde_json` decode
+//! of the same bytes, measured in the same run.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::raw::RawTs;
+use crate::pipeline::{Ingest, IngestConfig, Outcome};
+use crate::sim::{SimConfig, Simulator};
+
+/// The baseline: the contract's fields decoded into one flat struct with
+/// optional fields, borrowing strings, with no validation, timestamp parsing
+/// or interning.
+#[derive(Deserialize)]
+#[allow(dead_code)] // Fields are decoded to be measured, not read.
+struct BareEvent<'a> {
+    #[serde(borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    trader_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ts: Option<RawTs<'a>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    campaign_id: Option<Cow<'a, str>>,
+    success: Option<bool>,
+    #[serde(borrow)]
+    device_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    platform: Option<Cow<'a, str>>,
+    amount: Option<f64>,
+    #[serde(borrow)]
+    currency: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    instrument: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    side: Option<Cow<'a, str>>,
+    stake: Option<f64>,
+    pnl: Option<f64>,
+    #[serde(borrow)]
+    variant: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+}
+
+/// Results of one benchmark run.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub events: u64,
+    pub bytes: u64,
+    pub simulate_events_per_s: f64,
+    pub bare_decode_events_per_s: f64,
+    pub pipeline_events_per_s: f64,
+    /// pipeline / bare decode.
+    pub ratio: f64,
+    pub traders: usize,
+}
+
+/// Simulates at least `min_events` events, then measures the bare decode and
+/// the ingest pipeline over the same bytes (best of `rounds`).
+pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
+    // Enough days to produce the requested events.
+    let mut config = SimConfig {
+        traders,
+        days: 180,
+        ..SimConfig::default()
+    };
+    let t0 = Instant::now();
+    let mut sim = Simulator::new(config.clone());
+    let mut bytes = Vec::with_capacity((min_events as usize) * 200);
+    let mut day = Vec::new();
+    let mut events = 0u64;
+    while events < min_events {
+        if !sim.next_day(&mut day) {
+            config.seed += 1;
+            sim = Simulator::new(config.clone());
+            continue;
+        }
+        for e in &day {
+            sim.write_json(e, &mut bytes);
+        }
+        events += day.len() as u64;
+        day.clear();
+    }
+    let simulate_s = t0.elapsed().as_secs_f64();
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let n = lines.len() as u64;
+
+    let mut bare_best = f64::MAX;
+    let mut pipe_best = f64::MAX;
+    let mut traders_seen = 0;
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        let mut ok = 0u64;
+        for l in &lines {
+            ok += u64::from(serde_json::from_slice::<BareEvent>(l).is_ok());
+        }
+        assert_eq!(ok, n, "the simulator writes only valid JSON");
+        bare_best = bare_best.min(t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        let mut ingest = Ingest::new(IngestConfig::default());
+        let now = i64::MAX / 2;
+        let mut valid = 0u64;
+        for l in &lines {
+            valid += u64::from(matches!(ingest.ingest(l, now), Outcome::Valid(_)));
+        }
+        pipe_best = pipe_best.min(t.elapsed().as_secs_f64());
+        assert_eq!(valid, n, "every simulated event is valid and new");
+        traders_seen = ingest.traders.len();
+    }
+    let bare = n as f64 / bare_best;
+    let pipe = n as f64 / pipe_best;
+    BenchReport {
+        events: n,
+        bytes: bytes.len() as u64,
+        simulate_events_per_s: n as f64 / simulate_s,
+        bare_decode_events_per_s: bare,
+        pipeline_events_per_s: pipe,
+        ratio: pipe / bare,
+        traders: traders_seen,
+    }
+}

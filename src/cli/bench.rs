@@ -1,0 +1,45 @@
+//! `pulse bench`.
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Events to simulate and push through the pipeline.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// Traders in the simulated brokerage.
+    #[arg(long, default_value_t = 20_000)]
+    traders: u32,
+    /// Measurement rounds; the best round counts.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let r = veloc_pulse::bench::run(a.events, a.traders, a.rounds);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "pulse bench: {} events ({:.0} bytes/event), {} traders, one core",
+        r.events,
+        r.bytes as f64 / r.events as f64,
+        r.traders
+    );
+    println!(
+        "  simulate (to memory)               {:>12.0} events/s",
+        r.simulate_events_per_s
+    );
+    println!(
+        "  bare serde_json decode (baseline)  {:>12.0} events/s",
+        r.bare_decode_events_per_s
+    );
+    println!(
+        "  pipeline: decode+validate+dedup+state {:>9.0} events/s",
+        r.pipeline_events_per_s
+    );
+    println!("  ratio pipeline / bare decode       {:>12.2}", r.ratio);
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! `pulse demo`: the simulator feeding the pipeline in-process, paced to the
+//! wall clock, with the HTTP endpoints served.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use veloc_pulse::event::time::DAY_MS;
+use veloc_pulse::http::{AppState, serve};
+use veloc_pulse::metrics::Metrics;
+use veloc_pulse::pipeline::{Ingest, IngestConfig};
+use veloc_pulse::sim::{SimConfig, Simulator};
+
+use super::duration_arg;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address to serve HTTP on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    listen: SocketAddr,
+    /// Simulated events per second of wall clock.
+    #[arg(long, default_value_t = 5_000.0)]
+    rate: f64,
+    /// Stop after this long (e.g. 20s, 5m); runs until Ctrl-C when absent.
+    #[arg(long = "for", value_parser = duration_arg)]
+    run_for: Option<i64>,
+    /// Traders in the simulated brokerage.
+    #[arg(long, default_value_t = 5_000)]
+    traders: u32,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(a.rate > 0.0, "--rate must be positive, got {}", a.rate);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async_main(a))
+}
+
+async fn async_main(a: Args) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is the port in use? --listen 127.0.0.1:0 picks a free one)",
+                a.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(Metrics::new("simulator"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = {
+        let (state, stop) = (state.clone(), stop.clone());
+        let config = SimConfig {
+            seed: a.seed,
+            traders: a.traders,
+            // Simulated time runs ahead of the wall clock from a fixed past start.
+            start_ms: 1_577_836_800_000, // 2020-01-01
+            days: 2_000,
+            ..SimConfig::default()
+        };
+        std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || feed(config, a.rate, &state, &stop))
+            .context("cannot start the pipeline thread")?
+    };
+    println!(
+        "Veloc Pulse demo on http://{addr}/  (metrics: http://{addr}/metrics, health: /healthz, /readyz)"
+    );
+    println!(
+        "simulating {} traders at {} events/s; Ctrl-C stops",
+        a.traders, a.rate
+    );
+    let run_for = a.run_for;
+    let shutdown = async move {
+        match run_for {
+            Some(ms) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms.max(0) as u64)) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    let stop_http = stop.clone();
+    serve(listener, state, async move {
+        shutdown.await;
+        stop_http.store(true, Ordering::Relaxed);
+    })
+    .await
+    .context("HTTP server failed")?;
+    stop.store(true, Ordering::Relaxed);
+    pipeline
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
+    println!("demo stopped");
+    Ok(())
+}
+
+/// Simulates, serialises and ingests events at `rate` per second until `stop`.
+fn feed(config: SimConfig, rate: f64, state: &AppState, stop: &AtomicBool) {
+    let mut sim = Simulator::new(config);
+    let mut ingest = Ingest::new(IngestConfig::default());
+    let mut day = Vec::new();
+    let mut line = Vec::with_capacity(512);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut last_publish = Instant::now();
+    state.ready.store(true, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        if day.is_empty() && !sim.next_day(&mut day) {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        // Drain in small slices so that pacing and stopping stay responsive.
+        let take = day.len().min(256);
+        for e in day.drain(..take) {
+            line.clear();
+            sim.write_json(&e, &mut line);
+            let now = chrono::Utc::now().timestamp_millis() + 3650 * DAY_MS;
+            ingest.ingest(line.strip_suffix(b"\n").unwrap_or(&line), now);
+            sent += 1;
+        }
+        if last_publish.elapsed() >= Duration::from_millis(200) {
+            publish(state, &ingest);
+            last_publish = Instant::now();
+        }
+        let due = started + Duration::from_secs_f64(sent as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait.min(Duration::from_millis(200)));
+        }
+    }
+    publish(state, &ingest);
+}
+
+fn publish(state: &AppState, ingest: &Ingest) {
+    if let Ok(mut m) = state.metrics.lock() {
+        m.publish(&ingest.stats);
+        m.traders.set(ingest.traders.len() as i64);
+        m.state_bytes.set(ingest.state_bytes() as i64);
+    }
+}

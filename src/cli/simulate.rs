@@ -1,0 +1,123 @@
+//! `pulse simulate`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use veloc_pulse::event::time::DAY_MS;
+use veloc_pulse::sim::{SimConfig, Simulator};
+
+use super::{duration_arg, instant_arg};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Seed of the simulation; the same seed and flags give the same bytes.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Traders signing up over the period.
+    #[arg(long, default_value_t = 5_000)]
+    traders: u32,
+    /// Length of the period in days (or give --start and --end).
+    #[arg(long, conflicts_with = "end")]
+    days: Option<u32>,
+    /// Start of the period: RFC 3339, a date, or epoch ms [default: 2026-01-01].
+    #[arg(long, value_parser = instant_arg)]
+    start: Option<i64>,
+    /// End of the period (exclusive), whole days after --start.
+    #[arg(long, value_parser = instant_arg, requires = "start")]
+    end: Option<i64>,
+    /// Output file, or `-` for standard output.
+    #[arg(long, default_value = "-")]
+    out: String,
+    /// Events per second of wall clock (live use); full speed when absent.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// How far events may arrive out of event-time order (e.g. 5s, 2m).
+    #[arg(long, value_parser = duration_arg, default_value = "5s")]
+    disorder: i64,
+    /// Write the ground truth (segments, churn, true campaign lifts) as JSON here.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let defaults = SimConfig::default();
+    let start_ms = a.start.unwrap_or(defaults.start_ms);
+    let days = match (a.days, a.end) {
+        (Some(d), _) => d,
+        (None, Some(end)) => {
+            if end <= start_ms {
+                bail!("--end must be after --start");
+            }
+            u32::try_from((end - start_ms + DAY_MS - 1) / DAY_MS)
+                .context("--end is too far after --start")?
+        }
+        (None, None) => defaults.days,
+    };
+    if a.traders == 0 {
+        bail!("--traders must be at least 1");
+    }
+    if let Some(r) = a.rate {
+        if r.is_nan() || r <= 0.0 {
+            bail!("--rate must be a positive number of events per second, got {r}");
+        }
+    }
+    let config = SimConfig {
+        seed: a.seed,
+        traders: a.traders,
+        start_ms,
+        days,
+        disorder_ms: a.disorder,
+    };
+    let out: Box<dyn Write> = if a.out == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            File::create(&a.out).with_context(|| format!("cannot create output file {}", a.out))?,
+        )
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let started = Instant::now();
+    let mut sim = Simulator::new(config);
+    let mut day = Vec::new();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut written = 0u64;
+    while sim.next_day(&mut day) {
+        for e in &day {
+            sim.write_json(e, &mut buf);
+            written += 1;
+            if let Some(rate) = a.rate {
+                // Pace to the wall clock: flush each event when it is due.
+                let due = started + Duration::from_secs_f64(written as f64 / rate);
+                out.write_all(&buf)?;
+                buf.clear();
+                out.flush()?;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            } else if buf.len() > (1 << 20) - 4096 {
+                out.write_all(&buf).context("cannot write events")?;
+                buf.clear();
+            }
+        }
+        day.clear();
+    }
+    out.write_all(&buf).context("cannot write events")?;
+    out.flush().context("cannot write events")?;
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(path) = a.truth {
+        let f = File::create(&path)
+            .with_context(|| format!("cannot create truth file {}", path.display()))?;
+        serde_json::to_writer_pretty(BufWriter::new(f), &sim.truth())
+            .with_context(|| format!("cannot write truth file {}", path.display()))?;
+    }
+    eprintln!(
+        "simulated {written} events for {} traders over {days} days in {secs:.2}s ({:.0} events/s)",
+        a.traders,
+        written as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Typed events of the contract, compact enough to decode millions a second.
+
+use super::intern::{Sym, TraderId};
+
+/// Defines a closed set of contract strings as an enum with `ALL`, `as_str`,
+/// `parse` and a dense `index`, so that every closed set (event types,
+/// statuses, platforms, ...) is spelled once.
+macro_rules! closed_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// Contract spellings, in declaration order (for error messages).
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The contract spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the contract spelling (exact, case-sensitive).
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// Dense index in `0..ALL.len()`, for counter arrays.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use closed_enum;
+
+closed_enum!(
+    /// The six event types of the contract.
+    EventType {
+        Signup = "signup",
+        Login = "login",
+        Deposit = "deposit",
+        Withdrawal = "withdrawal",
+        Trade = "trade",
+        Campaign = "campaign",
+    }
+);
+
+closed_enum!(
+    /// Login platform.
+    Platform { Web = "web", Ios = "ios", Android = "android" }
+);
+
+closed_enum!(
+    /// Status of a deposit.
+    DepositStatus { Approved = "approved", Failed = "failed", Pending = "pending" }
+);
+
+closed_enum!(
+    /// Status of a withdrawal.
+    WithdrawalStatus { Requested = "requested", Approved = "approved", Rejected = "rejected" }
+);
+
+closed_enum!(
+    /// Side of a trade.
+    Side { Buy = "buy", Sell = "sell" }
+);
+
+closed_enum!(
+    /// Status of a trade: opened, or closed with a realised P&L.
+    TradeStatus { Opened = "opened", Closed = "closed" }
+);
+
+closed_enum!(
+    /// Step of a campaign contact, in funnel order.
+    CampaignAction {
+        Sent = "sent",
+        Delivered = "delivered",
+        Opened = "opened",
+        Clicked = "clicked",
+        Converted = "converted",
+    }
+);
+
+closed_enum!(
+    /// Channel a campaign contact went through.
+    ContactChannel { Email = "email", Push = "push", Sms = "sms", Whatsapp = "whatsapp" }
+);
+
+/// One valid event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Event time, epoch milliseconds (UTC).
+    pub ts: i64,
+    /// Interned trader id.
+    pub trader: TraderId,
+    /// 64-bit fingerprint of `event_id`, for de-duplication.
+    pub id_hash: u64,
+    /// The type-specific fields.
+    pub body: Body,
+}
+
+impl Event {
+    /// The event's type.
+    pub fn event_type(&self) -> EventType {
+        match self.body {
+            Body::Signup(_) => EventType::Signup,
+            Body::Login(_) => EventType::Login,
+            Body::Deposit(_) => EventType::Deposit,
+            Body::Withdrawal(_) => EventType::Withdrawal,
+            Body::Trade(_) => EventType::Trade,
+            Body::Campaign(_) => EventType::Campaign,
+        }
+    }
+}
+
+/// Type-specific fields of an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Signup(Signup),
+    Login(Login),
+    Deposit(Deposit),
+    Withdrawal(Withdrawal),
+    Trade(Trade),
+    Campaign(CampaignTouch),
+}
+
+/// A trader registered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signup {
+    pub channel: Sym,
+    pub country: Sym,
+    pub campaign: Option<Sym>,
+}
+
+/// A login attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Login {
+    pub success: bool,
+    /// Fingerprint of `device_id` (device ids are not a small set).
+    pub device: u64,
+    pub country: Sym,
+    pub platform: Platform,
+}
+
+/// A deposit attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deposit {
+    pub amount: f64,
+    pub currency: Sym,
+    pub method: Sym,
+    pub status: DepositStatus,
+}
+
+/// A withdrawal request or its outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Withdrawal {
+    pub amount: f64,
+    pub currency: Sym,
+    pub status: WithdrawalStatus,
+}
+
+/// A trade opened or closed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trade {
+    pub instrument: Sym,
+    pub side: Side,
+    pub stake: f64,
+    pub currency: Sym,
+    pub status: TradeStatus,
+    /// Realised P&L; present on closed trades.
+    pub pnl: Option<f64>,
+}
+
+/// A step of a campaign contact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CampaignTouch {
+    pub campaign: Sym,
+    pub variant: Sym,
+    pub action: CampaignAction,
+    pub channel: ContactChannel,
+}

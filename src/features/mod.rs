@@ -1,0 +1,8 @@
+//! Per-trader state, updated per event in constant time and stored in a
+//! `Vec` indexed by the interned trader id.
+
+mod segment;
+mod state;
+
+pub use segment::{Segment, SegmentThresholds};
+pub use state::{TraderState, Traders};

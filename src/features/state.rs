@@ -1,0 +1,129 @@
+//! The basic state of each trader: what the `traders` table and the alert
+//! rules read.
+
+use crate::event::{Body, DepositStatus, Event, Sym, TradeStatus, TraderId};
+
+use super::segment::{Segment, SegmentThresholds};
+
+/// "Never" for optional times, so that the state stays plain integers.
+pub const NEVER: i64 = i64::MIN;
+
+/// Basic state of one trader.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraderState {
+    pub signup_ts: i64,
+    /// Acquisition channel (symbol), `u32::MAX` when the signup was not seen.
+    pub channel: Sym,
+    pub first_deposit_ts: i64,
+    pub second_deposit_ts: i64,
+    /// Approved deposits.
+    pub deposit_count: u32,
+    /// Sum of approved deposits.
+    pub deposit_sum: f64,
+    pub last_trade_ts: i64,
+    pub last_deposit_ts: i64,
+    pub last_login_ts: i64,
+    /// Latest event time of any kind.
+    pub last_event_ts: i64,
+    pub trade_count: u32,
+}
+
+impl Default for TraderState {
+    fn default() -> Self {
+        Self {
+            signup_ts: NEVER,
+            channel: u32::MAX,
+            first_deposit_ts: NEVER,
+            second_deposit_ts: NEVER,
+            deposit_count: 0,
+            deposit_sum: 0.0,
+            last_trade_ts: NEVER,
+            last_deposit_ts: NEVER,
+            last_login_ts: NEVER,
+            last_event_ts: NEVER,
+            trade_count: 0,
+        }
+    }
+}
+
+impl TraderState {
+    /// Latest trade or approved deposit: what "active" means for churn.
+    pub fn last_activity_ts(&self) -> i64 {
+        self.last_trade_ts.max(self.last_deposit_ts)
+    }
+}
+
+/// State of every trader, indexed by [`TraderId`].
+#[derive(Debug, Clone, Default)]
+pub struct Traders {
+    rows: Vec<TraderState>,
+    pub thresholds: SegmentThresholds,
+}
+
+impl Traders {
+    /// Applies one event. Events may arrive out of order: times keep the
+    /// earliest (signup, deposits) or latest (last_*) seen.
+    #[inline]
+    pub fn apply(&mut self, e: &Event) {
+        let idx = e.trader as usize;
+        if idx >= self.rows.len() {
+            self.rows.resize(idx + 1, TraderState::default());
+        }
+        let s = &mut self.rows[idx];
+        s.last_event_ts = s.last_event_ts.max(e.ts);
+        match &e.body {
+            Body::Signup(x) => {
+                if s.signup_ts == NEVER || e.ts < s.signup_ts {
+                    s.signup_ts = e.ts;
+                    s.channel = x.channel;
+                }
+            }
+            Body::Login(_) => s.last_login_ts = s.last_login_ts.max(e.ts),
+            Body::Deposit(d) if d.status == DepositStatus::Approved => {
+                s.deposit_count += 1;
+                s.deposit_sum += d.amount;
+                s.last_deposit_ts = s.last_deposit_ts.max(e.ts);
+                if s.first_deposit_ts == NEVER || e.ts < s.first_deposit_ts {
+                    s.second_deposit_ts = s.first_deposit_ts;
+                    s.first_deposit_ts = e.ts;
+                } else if s.second_deposit_ts == NEVER || e.ts < s.second_deposit_ts {
+                    s.second_deposit_ts = e.ts;
+                }
+            }
+            Body::Trade(t) => {
+                if t.status == TradeStatus::Opened {
+                    s.trade_count += 1;
+                }
+                s.last_trade_ts = s.last_trade_ts.max(e.ts);
+            }
+            Body::Deposit(_) | Body::Withdrawal(_) | Body::Campaign(_) => {}
+        }
+    }
+
+    pub fn get(&self, id: TraderId) -> Option<&TraderState> {
+        self.rows.get(id as usize)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (TraderId, &TraderState)> {
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as TraderId, s))
+    }
+
+    pub fn segment(&self, s: &TraderState) -> Segment {
+        self.thresholds.classify(s.deposit_count, s.deposit_sum)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.capacity() * std::mem::size_of::<TraderState>()
+    }
+}

@@ -1,0 +1,29 @@
+//! Veloc Pulse: real-time analytics and churn scoring for an online brokerage.
+//!
+//! Layout, in the direction events flow (see `../shared/DESIGN.md`):
+//!
+//! - [`event`]: the event contract: typed events, decoding, validation,
+//!   interning of trader ids and small-set strings, timestamps.
+//! - [`source`]: where bytes come from (NDJSON files line by line).
+//! - [`sim`]: the deterministic synthetic brokerage behind `simulate`,
+//!   `demo` and `bench`, with its ground truth.
+//! - [`pipeline`]: the ingest stage every command shares: decode, validate,
+//!   de-duplicate, account for every event, dead-letter the bad ones, replay
+//!   a file.
+//! - [`features`]: per-trader state, constant time per event, in a `Vec`
+//!   indexed by trader id; segments.
+//! - [`metrics`]: the Prometheus registry and the product's metric names.
+//! - [`http`]: axum routes: `/metrics`, `/healthz`, `/readyz`.
+//! - [`bench`]: in-process throughput measurements behind `pulse bench`.
+//!
+//! The `pulse` binary (`src/main.rs`, `src/cli/`) is the only place that
+//! turns errors into messages; the library returns typed errors.
+
+pub mod bench;
+pub mod event;
+pub mod features;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod sim;
+pub mod source;

@@ -1,0 +1,163 @@
+//! Helpers shared by the integration tests.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `pulse` binary under test.
+pub fn pulse() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pulse"))
+}
+
+/// Runs `pulse ARGS`, panicking with its output when it fails.
+pub fn pulse_ok(args: &[&str]) -> Output {
+    let out = pulse().args(args).output().expect("pulse runs");
+    assert!(
+        out.status.success(),
+        "pulse {args:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A scratch directory removed at the end of the test.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pulse-it-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// A simulated events file (cached per settings within one test run).
+pub fn simulated(dir: &Path, seed: u64, traders: u32, days: u32) -> PathBuf {
+    let path = dir.join(format!("sim-{seed}-{traders}-{days}.ndjson"));
+    if !path.exists() {
+        pulse_ok(&[
+            "simulate",
+            "--seed",
+            &seed.to_string(),
+            "--traders",
+            &traders.to_string(),
+            "--days",
+            &days.to_string(),
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+    }
+    path
+}
+
+/// A background `pulse` process, killed when dropped.
+pub struct Running {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `pulse ARGS` with `--listen 127.0.0.1:0` and waits for the line
+/// that names the address it serves on.
+pub fn spawn_serving(args: &[&str]) -> Running {
+    let mut child = pulse()
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("pulse starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        assert!(
+            Instant::now() < deadline,
+            "pulse did not announce its address"
+        );
+        let line = lines
+            .next()
+            .expect("pulse printed its address line")
+            .expect("utf-8 line");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().expect("address").to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Running { child, addr }
+}
+
+/// A plain HTTP/1.1 GET; returns (status, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// Sum of the samples of a metric family in a text exposition.
+pub fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A program the tests need, with how to install it when missing.
+pub fn require_program(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is needed by this test: run scripts/install-test-deps (Debian package {package})")
+    })
+}

@@ -1,0 +1,7 @@
+//! Integration tests: one binary (cheap to link), one module per area. They
+//! run the real `pulse` binary as users do.
+
+mod common;
+mod demo;
+mod replay;
+mod simulate;

@@ -1,0 +1,145 @@
+//! `pulse replay`: accounting, dead letters with line numbers, duplicates.
+
+use std::collections::BTreeMap;
+
+use crate::common::{pulse, pulse_ok, scratch, simulated};
+
+/// Garbage of many kinds, each with the reason it must be given.
+fn garbage(i: usize) -> (Vec<u8>, &'static str) {
+    match i % 12 {
+        0 => (b"not json at all".to_vec(), "not_json"),
+        1 => (br#"{"event_id":"x1","type":"deposit","trader_id":"t","ts":"2026-01-01T00:00:00Z","amount":-5,"currency":"BRL","method":"pix","status":"approved"}"#.to_vec(), "bad_value"),
+        2 => (br#"{"event_id":"x2","type":"deposit","trader_id":"t","ts":"2026-01-01T00:00:00Z","amount":"12","currency":"BRL","method":"pix","status":"approved"}"#.to_vec(), "wrong_type"),
+        3 => (br#"{"event_id":"x3","type":"teleport","trader_id":"t","ts":1767225600000}"#.to_vec(), "unknown_type"),
+        4 => (br#"{"event_id":"x4","type":"login","trader_id":"t","ts":"yesterday","success":true,"device_id":"d","country":"BR","platform":"web"}"#.to_vec(), "bad_timestamp"),
+        5 => (br#"{"event_id":"x5","type":"trade","trader_id":"t","ts":1767225600000}"#.to_vec(), "missing_field"),
+        6 => (br#"{"event_id":"x6","type":"signup","trader_id":"t","ts":"2026-01-01T00"#.to_vec(), "truncated"),
+        7 => (b"[1,2,3]".to_vec(), "not_object"),
+        8 => (b"{\"event_id\":\"\xff\xfe\",\"type\":\"login\"}".to_vec(), "not_utf8"),
+        9 => (br#"{"event_id":"x9","type":"signup","trader_id":"t","ts":4102444800000,"channel":"organic","country":"BR"}"#.to_vec(), "future_timestamp"),
+        10 => (br#"{"event_id":"x10","type":"login","trader_id":"t","ts":1767225600000,"success":"yes","device_id":"d","country":"BR","platform":"web"}"#.to_vec(), "wrong_type"),
+        _ => (br#"{"event_id":"x11","type":"campaign","trader_id":"t","ts":1767225600000,"campaign_id":"c","variant":"a","action":"liked","channel":"email"}"#.to_vec(), "bad_value"),
+    }
+}
+
+#[test]
+fn mixed_garbage_is_dead_lettered_and_accounted_for() {
+    let dir = scratch();
+    let clean = std::fs::read(simulated(dir.path(), 7, 5000, 60)).unwrap();
+    let lines: Vec<&[u8]> = clean
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut mixed = Vec::new();
+    let mut expected_bad: BTreeMap<u64, &'static str> = BTreeMap::new();
+    let mut line_no = 0u64;
+    let mut garbage_count = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if i % 100 == 50 {
+            let (g, reason) = garbage(garbage_count);
+            garbage_count += 1;
+            mixed.extend_from_slice(&g);
+            mixed.push(b'\n');
+            line_no += 1;
+            expected_bad.insert(line_no, reason);
+        }
+        mixed.extend_from_slice(l);
+        mixed.push(b'\n');
+        line_no += 1;
+        if i == 70_010 {
+            // A valid line sent again a few lines later (a producer retry):
+            // a duplicate, not two events.
+            mixed.extend_from_slice(lines[70_000]);
+            mixed.push(b'\n');
+            line_no += 1;
+        }
+    }
+    let events = dir.path().join("mixed.ndjson");
+    let dlq = dir.path().join("bad.ndjson");
+    std::fs::write(&events, &mixed).unwrap();
+
+    let out = pulse_ok(&[
+        "replay",
+        "--events",
+        events.to_str().unwrap(),
+        "--dlq",
+        dlq.to_str().unwrap(),
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    let s = &r["summary"];
+    let (read, valid, invalid, dup) = (
+        s["read"].as_u64().unwrap(),
+        s["valid"].as_u64().unwrap(),
+        s["invalid"].as_u64().unwrap(),
+        s["duplicate"].as_u64().unwrap(),
+    );
+    assert_eq!(read, line_no);
+    assert_eq!(read, valid + invalid + dup, "accounting adds up");
+    assert_eq!(invalid, expected_bad.len() as u64);
+    assert_eq!(valid, lines.len() as u64);
+    assert_eq!(dup, 1);
+    assert!(
+        expected_bad.len() as f64 / read as f64 > 0.009,
+        "about 1% garbage"
+    );
+
+    let dead = std::fs::read_to_string(&dlq).unwrap();
+    let got: BTreeMap<u64, String> = dead
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("dead letters are JSON");
+            assert!(
+                v["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "a reason message: {v}"
+            );
+            assert!(v["raw"].is_string(), "the original line: {v}");
+            (
+                v["line"].as_u64().unwrap(),
+                v["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<u64, String> = expected_bad
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
+    assert_eq!(
+        got, want,
+        "exactly the garbage lines, with their line numbers and reasons"
+    );
+    // The original bytes come back for a UTF-8 garbage line.
+    let first = dead.lines().next().unwrap();
+    let v: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert_eq!(v["raw"], "not json at all");
+    assert_eq!(v["source"], "file");
+}
+
+#[test]
+fn default_dead_letter_file_sits_beside_the_input() {
+    let dir = scratch();
+    let events = dir.path().join("in.ndjson");
+    std::fs::write(&events, "{}\n").unwrap();
+    let out = pulse_ok(&["replay", "--events", events.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("read = valid + invalid + duplicate: yes"),
+        "{text}"
+    );
+    let dead = std::fs::read_to_string(dir.path().join("in.dlq.ndjson")).unwrap();
+    assert!(dead.contains("missing_field"), "{dead}");
+}
+
+#[test]
+fn missing_input_is_a_clear_error() {
+    let out = pulse()
+        .args(["replay", "--events", "/nonexistent/events.ndjson"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/events.ndjson") && err.contains("cannot open"),
+        "{err}"
+    );
+}
