@@ -7,13 +7,17 @@
 //! - [`source`]: where bytes come from (NDJSON files line by line).
 //! - [`sim`]: the deterministic synthetic brokerage behind `simulate`,
 //!   `demo` and `bench`, with its ground truth.
-//! - [`pipeline`]: the ingest stage every command shares: decode, validate,
-//!   de-duplicate, account for every event, dead-letter the bad ones, replay
-//!   a file.
+//! - [`pipeline`]: the engine every command shares: ingest (decode,
+//!   validate, de-duplicate, account for every event, dead-letter the bad
+//!   ones), then the DataFusion SQL pipelines of `pipelines/*.sql` and their
+//!   KPI outputs; replay of a file.
+//! - [`window`]: event-time windows: watermarks per partition, the closed
+//!   frontier, late events, the Arrow event tables and their closed rows.
 //! - [`features`]: per-trader state, constant time per event, in a `Vec`
-//!   indexed by trader id; segments.
+//!   indexed by trader id; segments; the `traders` snapshot table.
 //! - [`metrics`]: the Prometheus registry and the product's metric names.
-//! - [`http`]: axum routes: `/metrics`, `/healthz`, `/readyz`.
+//! - [`http`]: axum routes: `/metrics`, `/healthz`, `/readyz`, `/api/*`, the
+//!   live page.
 //! - [`bench`]: in-process throughput measurements behind `pulse bench`.
 //!
 //! The `pulse` binary (`src/main.rs`, `src/cli/`) is the only place that
@@ -27,3 +31,4 @@ pub mod metrics;
 pub mod pipeline;
 pub mod sim;
 pub mod source;
+pub mod window;

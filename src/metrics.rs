@@ -5,10 +5,30 @@
 //! The hot path counts in plain integers ([`Stats`]); [`Metrics::publish`]
 //! moves the increments into Prometheus counters in batches.
 
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::collections::{HashMap, HashSet};
+
+use prometheus::{
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::event::{EventType, Reason};
-use crate::pipeline::Stats;
+use crate::pipeline::{KpiRow, Planned, Stats, ValueKind, latest_window};
+
+/// Label sets kept per KPI pipeline; more would be a cardinality bug.
+pub const MAX_SERIES_PER_PIPELINE: usize = 2_000;
+
+/// The Prometheus metric behind one KPI value.
+enum KpiMetric {
+    Counter(CounterVec),
+    Gauge(GaugeVec),
+}
+
+/// KPI metrics of one pipeline.
+struct KpiFamily {
+    values: Vec<KpiMetric>,
+    series: HashSet<Vec<String>>,
+}
 
 /// Metrics of one running pipeline.
 pub struct Metrics {
@@ -22,6 +42,14 @@ pub struct Metrics {
     pub state_bytes: IntGauge,
     published: Stats,
     source: &'static str,
+    kpis: HashMap<String, KpiFamily>,
+    kpi_rows: IntCounterVec,
+    kpi_dropped: IntCounterVec,
+    pipeline_errors: IntCounterVec,
+    query_seconds: HistogramVec,
+    cycle_seconds: Histogram,
+    event_time: Gauge,
+    watermark_lag: Gauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -54,7 +82,7 @@ impl Metrics {
         let valid = counter(
             &registry,
             "pulse_events_valid_total",
-            "Valid new events, by type.",
+            "Valid new events in their windows, by type.",
             &["type"],
         );
         let invalid = counter(
@@ -72,7 +100,7 @@ impl Metrics {
         let late = counter(
             &registry,
             "pulse_events_late_total",
-            "Valid events behind the watermark by more than the grace period, by type.",
+            "New well-formed events behind the closed frontier (watermark minus grace), by type; applied to trader state only.",
             &["type"],
         );
         // Zero-valued series exist from the start, so rate() works at once.
@@ -100,7 +128,75 @@ impl Metrics {
             .register(Box::new(build.clone()))
             .expect("metric registered once");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let kpi_rows = counter(
+            &registry,
+            "pulse_kpi_rows_total",
+            "KPI rows emitted, by pipeline.",
+            &["pipeline"],
+        );
+        let kpi_dropped = counter(
+            &registry,
+            "pulse_kpi_series_dropped_total",
+            "KPI rows not exported because their pipeline reached its series limit.",
+            &["pipeline"],
+        );
+        let pipeline_errors = counter(
+            &registry,
+            "pulse_pipeline_errors_total",
+            "Pipeline runs that failed, by pipeline.",
+            &["pipeline"],
+        );
+        let buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let query_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "pulse_pipeline_query_duration_seconds",
+                "Time of one pipeline run (all its closed windows).",
+            )
+            .buckets(buckets.clone()),
+            &["pipeline"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(query_seconds.clone()))
+            .expect("metric registered once");
+        let cycle_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "pulse_window_emit_duration_seconds",
+                "Time of one emission cycle: closing rows and running every pipeline.",
+            )
+            .buckets(buckets),
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(cycle_seconds.clone()))
+            .expect("metric registered once");
+        let event_time = Gauge::new(
+            "pulse_window_event_time_seconds",
+            "Closed frontier of event time, epoch seconds.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(event_time.clone()))
+            .expect("metric registered once");
+        let watermark_lag = Gauge::new(
+            "pulse_window_watermark_lag_seconds",
+            "Wall clock minus the closed frontier of event time (negative when simulated time runs ahead).",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(watermark_lag.clone()))
+            .expect("metric registered once");
         Self {
+            kpis: HashMap::new(),
+            kpi_rows,
+            kpi_dropped,
+            pipeline_errors,
+            query_seconds,
+            cycle_seconds,
+            event_time,
+            watermark_lag,
             registry,
             read,
             valid,
@@ -140,6 +236,120 @@ impl Metrics {
                 .inc_by(stats.invalid[i] - p.invalid[i]);
         }
         self.published = stats.clone();
+    }
+
+    /// Registers `pulse_kpi_<pipeline>_<value>` for every value of a pipeline.
+    pub fn register_pipeline(&mut self, p: &Planned) {
+        let labels: Vec<&str> = p.labels.iter().map(|l| &**l).collect();
+        let help = if p.def.help.is_empty() {
+            format!("KPI pipeline {}", p.name)
+        } else {
+            p.def.help.clone()
+        };
+        let values = p
+            .values
+            .iter()
+            .zip(&p.kinds)
+            .map(|(v, kind)| {
+                let name = format!("pulse_kpi_{}_{}", p.name, v);
+                let opts = Opts::new(name, format!("{help} ({v})"));
+                match kind {
+                    ValueKind::Counter => {
+                        let c = CounterVec::new(opts, &labels).expect("valid KPI metric");
+                        self.registry
+                            .register(Box::new(c.clone()))
+                            .expect("KPI metric registered once");
+                        KpiMetric::Counter(c)
+                    }
+                    ValueKind::Gauge => {
+                        let g = GaugeVec::new(opts, &labels).expect("valid KPI metric");
+                        self.registry
+                            .register(Box::new(g.clone()))
+                            .expect("KPI metric registered once");
+                        KpiMetric::Gauge(g)
+                    }
+                }
+            })
+            .collect();
+        self.kpi_rows.with_label_values(&[&*p.name]);
+        self.kpi_dropped.with_label_values(&[&*p.name]);
+        self.pipeline_errors.with_label_values(&[&*p.name]);
+        self.kpis.insert(
+            p.name.to_string(),
+            KpiFamily {
+                values,
+                series: HashSet::new(),
+            },
+        );
+    }
+
+    /// Exports a pipeline's rows: counters add every window, gauges show the
+    /// latest window (series absent from it are cleared).
+    pub fn record_kpis(&mut self, p: &Planned, rows: &[KpiRow]) {
+        self.kpi_rows
+            .with_label_values(&[&*p.name])
+            .inc_by(rows.len() as u64);
+        let Some(family) = self.kpis.get_mut(&*p.name) else {
+            return;
+        };
+        let latest = latest_window(rows);
+        for m in &family.values {
+            if let KpiMetric::Gauge(g) = m {
+                g.reset();
+            }
+        }
+        let mut dropped = 0u64;
+        for (row, is_latest) in rows
+            .iter()
+            .map(|r| (r, latest.iter().any(|l| std::ptr::eq(*l, r))))
+        {
+            let key: Vec<String> = row.labels.iter().map(|(_, v)| v.clone()).collect();
+            if !family.series.contains(&key) {
+                if family.series.len() >= MAX_SERIES_PER_PIPELINE {
+                    dropped += 1;
+                    continue;
+                }
+                family.series.insert(key.clone());
+            }
+            let label_values: Vec<&str> = key.iter().map(String::as_str).collect();
+            for (m, (_, v)) in family.values.iter().zip(&row.values) {
+                let Some(v) = v.filter(|v| v.is_finite()) else {
+                    continue;
+                };
+                match m {
+                    KpiMetric::Counter(c) if v >= 0.0 => {
+                        c.with_label_values(&label_values).inc_by(v)
+                    }
+                    KpiMetric::Gauge(g) if is_latest => g.with_label_values(&label_values).set(v),
+                    _ => {}
+                }
+            }
+        }
+        if dropped > 0 {
+            self.kpi_dropped
+                .with_label_values(&[&*p.name])
+                .inc_by(dropped);
+        }
+    }
+
+    /// Records the duration of one pipeline run.
+    pub fn observe_query(&mut self, pipeline: &str, seconds: f64) {
+        self.query_seconds
+            .with_label_values(&[pipeline])
+            .observe(seconds);
+    }
+
+    /// Counts a failed pipeline run.
+    pub fn pipeline_error(&mut self, pipeline: &str) {
+        self.pipeline_errors.with_label_values(&[pipeline]).inc();
+    }
+
+    /// Records one emission cycle and the frontier it reached.
+    pub fn observe_cycle(&mut self, seconds: f64, frontier_ms: i64) {
+        self.cycle_seconds.observe(seconds);
+        self.event_time.set(frontier_ms as f64 / 1000.0);
+        let now = chrono::Utc::now().timestamp_millis();
+        self.watermark_lag.set((now - frontier_ms) as f64 / 1000.0);
     }
 
     /// The text exposition of every metric.

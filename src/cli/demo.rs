@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use veloc_pulse::event::time::DAY_MS;
+use veloc_pulse::event::time::{DAY_MS, format_rfc3339_ms};
 use veloc_pulse::http::{AppState, serve};
 use veloc_pulse::metrics::Metrics;
-use veloc_pulse::pipeline::{Ingest, IngestConfig};
+use veloc_pulse::pipeline::Engine;
 use veloc_pulse::sim::{SimConfig, Simulator};
 
-use super::duration_arg;
+use super::{EngineArgs, duration_arg};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,6 +33,8 @@ pub struct Args {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -42,10 +44,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async_main(a))
+    // The engine runs its queries on a runtime of its own, in the pipeline
+    // thread; it is built before entering the HTTP runtime.
+    let engine = a.engine.build(true)?;
+    runtime.block_on(async_main(a, engine))
 }
 
-async fn async_main(a: Args) -> anyhow::Result<()> {
+async fn async_main(a: Args, mut engine: Engine) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| {
@@ -56,6 +61,11 @@ async fn async_main(a: Args) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr()?;
     let state = AppState::new(Metrics::new("simulator"));
+    engine.attach_metrics(state.metrics.clone());
+    engine.outputs.board = Some(state.board.clone());
+    if let Ok(mut s) = state.status.lock() {
+        s.source = "simulator";
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (state, stop) = (state.clone(), stop.clone());
@@ -69,7 +79,7 @@ async fn async_main(a: Args) -> anyhow::Result<()> {
         };
         std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || feed(config, a.rate, &state, &stop))
+            .spawn(move || feed(config, a.rate, engine, &state, &stop))
             .context("cannot start the pipeline thread")?
     };
     println!(
@@ -108,15 +118,16 @@ async fn async_main(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Simulates, serialises and ingests events at `rate` per second until `stop`.
-fn feed(config: SimConfig, rate: f64, state: &AppState, stop: &AtomicBool) {
+/// Simulates, serialises and processes events at `rate` per second until
+/// `stop`, closing windows as simulated time moves.
+fn feed(config: SimConfig, rate: f64, mut engine: Engine, state: &AppState, stop: &AtomicBool) {
     let mut sim = Simulator::new(config);
-    let mut ingest = Ingest::new(IngestConfig::default());
     let mut day = Vec::new();
     let mut line = Vec::with_capacity(512);
     let started = Instant::now();
     let mut sent = 0u64;
-    let mut last_publish = Instant::now();
+    let mut last_tick = Instant::now();
+    let mut last_read = 0u64;
     state.ready.store(true, Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
         if day.is_empty() && !sim.next_day(&mut day) {
@@ -125,29 +136,51 @@ fn feed(config: SimConfig, rate: f64, state: &AppState, stop: &AtomicBool) {
         }
         // Drain in small slices so that pacing and stopping stay responsive.
         let take = day.len().min(256);
+        // Simulated time runs ahead of the wall clock; the future check uses
+        // a clock ten years ahead so that it never refuses simulated events.
+        let now = chrono::Utc::now().timestamp_millis() + 3650 * DAY_MS;
         for e in day.drain(..take) {
             line.clear();
             sim.write_json(&e, &mut line);
-            let now = chrono::Utc::now().timestamp_millis() + 3650 * DAY_MS;
-            ingest.ingest(line.strip_suffix(b"\n").unwrap_or(&line), now);
+            engine.process(line.strip_suffix(b"\n").unwrap_or(&line), 0, now);
             sent += 1;
         }
-        if last_publish.elapsed() >= Duration::from_millis(200) {
-            publish(state, &ingest);
-            last_publish = Instant::now();
+        if last_tick.elapsed() >= Duration::from_millis(250) {
+            engine.tick();
+            let secs = last_tick.elapsed().as_secs_f64();
+            publish(
+                state,
+                &engine,
+                (engine.ingest.stats.read - last_read) as f64 / secs,
+            );
+            last_read = engine.ingest.stats.read;
+            last_tick = Instant::now();
         }
         let due = started + Duration::from_secs_f64(sent as f64 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait.min(Duration::from_millis(200)));
         }
     }
-    publish(state, &ingest);
+    publish(state, &engine, 0.0);
 }
 
-fn publish(state: &AppState, ingest: &Ingest) {
+/// Moves the engine's counters into the metrics and the status.
+pub fn publish(state: &AppState, engine: &Engine, events_per_s: f64) {
+    let ingest = &engine.ingest;
+    let bytes = ingest.state_bytes() + engine.window_bytes();
     if let Ok(mut m) = state.metrics.lock() {
         m.publish(&ingest.stats);
         m.traders.set(ingest.traders.len() as i64);
-        m.state_bytes.set(ingest.state_bytes() as i64);
+        m.state_bytes.set(bytes as i64);
+    }
+    if let Ok(mut s) = state.status.lock() {
+        s.events = Some(ingest.stats.summary());
+        s.events_per_s = events_per_s;
+        s.traders = ingest.traders.len();
+        s.state_bytes = bytes;
+        let wm = engine.watermark();
+        s.watermark = wm.map(format_rfc3339_ms);
+        s.watermark_lag_s = wm.map(|w| (chrono::Utc::now().timestamp_millis() - w) as f64 / 1000.0);
+        s.dead_letters = ingest.stats.invalid_total();
     }
 }

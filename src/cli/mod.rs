@@ -1,13 +1,20 @@
 //! Subcommands of `pulse`. The edge of the program: anyhow lives here only.
 
 mod bench;
+mod check;
 mod demo;
 mod replay;
 mod simulate;
 
 use clap::{Parser, Subcommand};
 
+use std::path::PathBuf;
+
+use anyhow::Context;
+
 use veloc_pulse::event::time::{parse_duration_ms, parse_instant_ms};
+use veloc_pulse::pipeline::{Engine, EngineConfig};
+use veloc_pulse::window::WindowConfig;
 
 /// Real-time analytics and churn scoring for an online brokerage.
 #[derive(Parser, Debug)]
@@ -27,6 +34,8 @@ enum Command {
     Demo(demo::Args),
     /// Measure pipeline throughput against a bare serde_json decode.
     Bench(bench::Args),
+    /// Validate the pipelines, reporting every problem at once.
+    Check(check::Args),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -35,6 +44,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(a) => replay::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Check(a) => check::run(a),
     }
 }
 
@@ -46,4 +56,48 @@ pub fn duration_arg(s: &str) -> Result<i64, String> {
 /// clap parser for instants: RFC 3339, a date or epoch milliseconds.
 pub fn instant_arg(s: &str) -> Result<i64, String> {
     parse_instant_ms(s)
+}
+
+/// The pipelines folder: the one given, else `./pipelines` when present,
+/// else `None` (the built-in catalogue).
+pub fn pipelines_dir(arg: Option<PathBuf>) -> Option<PathBuf> {
+    arg.or_else(|| Some(PathBuf::from("pipelines")).filter(|p| p.is_dir()))
+}
+
+/// Flags shared by every command that runs the engine.
+#[derive(clap::Args, Debug)]
+pub struct EngineArgs {
+    /// Folder of `*.sql` pipelines [default: ./pipelines when present, else the built-in catalogue].
+    #[arg(long)]
+    pipelines: Option<PathBuf>,
+    /// Allowed disorder: a partition's watermark is its latest event time minus this.
+    #[arg(long, value_parser = duration_arg, default_value = "10s")]
+    disorder: i64,
+    /// Grace after the watermark before a window closes; later events are late.
+    #[arg(long, value_parser = duration_arg, default_value = "50s")]
+    grace: i64,
+    /// Replay: run the pipelines each time event time advances this much.
+    /// Larger amortises query start-up over more windows; snapshot
+    /// pipelines (funnel, inactivity, segments) are evaluated once per run.
+    #[arg(long, value_parser = duration_arg, default_value = "7d")]
+    emit_every: i64,
+}
+
+impl EngineArgs {
+    /// Loads and plans the pipelines; every problem is reported at once.
+    pub fn build(&self, live: bool) -> anyhow::Result<Engine> {
+        let windows = WindowConfig {
+            disorder_ms: self.disorder,
+            grace_ms: self.grace,
+            emit_every_ms: self.emit_every.max(1),
+            ..WindowConfig::default()
+        };
+        let config = EngineConfig {
+            windows,
+            live,
+            ..EngineConfig::default()
+        };
+        let dir = pipelines_dir(self.pipelines.clone());
+        Engine::new(config, dir.as_deref()).context("cannot start the pipelines")
+    }
 }

@@ -1,6 +1,7 @@
 //! The HTTP face of the service: `/metrics` for Prometheus, `/healthz`,
-//! `/readyz`.
+//! `/readyz`, the JSON API (`/api/kpis`, `/api/status`) and the live page
+//! at `/`.
 
 mod server;
 
-pub use server::{AppState, router, serve};
+pub use server::{AppState, LiveStatus, router, serve};

@@ -1,17 +1,35 @@
 //! Routes and the server loop (axum).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
+use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::pipeline::{KpiBoard, SharedBoard, Summary};
+
+/// What the pipeline thread reports for `/api/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LiveStatus {
+    pub source: &'static str,
+    pub events: Option<Summary>,
+    pub events_per_s: f64,
+    pub traders: usize,
+    pub state_bytes: usize,
+    /// Overall watermark (RFC 3339).
+    pub watermark: Option<String>,
+    pub watermark_lag_s: Option<f64>,
+    pub dead_letters: u64,
+}
 
 /// What the handlers read; shared with the pipeline thread.
 #[derive(Clone)]
@@ -19,6 +37,20 @@ pub struct AppState {
     pub metrics: Arc<Mutex<Metrics>>,
     /// Set once the pipeline consumes events.
     pub ready: Arc<AtomicBool>,
+    pub board: SharedBoard,
+    pub status: Arc<Mutex<LiveStatus>>,
+    /// The latest alerts emitted (newest last), for `/api/alerts`.
+    pub alerts: Arc<Mutex<VecDeque<serde_json::Value>>>,
+    started: Instant,
+}
+
+/// Alerts kept for `/api/alerts`.
+pub const RECENT_ALERTS: usize = 500;
+
+/// Query of `/api/alerts`.
+#[derive(Debug, serde::Deserialize)]
+struct AlertsQuery {
+    limit: Option<usize>,
 }
 
 impl AppState {
@@ -26,17 +58,35 @@ impl AppState {
         Self {
             metrics: Arc::new(Mutex::new(metrics)),
             ready: Arc::new(AtomicBool::new(false)),
+            board: Arc::new(Mutex::new(KpiBoard::default())),
+            status: Arc::new(Mutex::new(LiveStatus::default())),
+            alerts: Arc::new(Mutex::new(VecDeque::new())),
+            started: Instant::now(),
         }
     }
 }
 
+/// The live page, embedded so the binary needs no files beside it.
+const PAGE: &str = include_str!("page/index.html");
+
 /// The routes of the service.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/api/kpis", get(kpis))
+        .route("/api/status", get(status))
+        .route("/api/alerts", get(alerts))
         .with_state(state)
+}
+
+fn lock<T: Clone>(m: &Mutex<T>) -> T {
+    match m.lock() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -59,6 +109,40 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
     }
+}
+
+async fn kpis(State(state): State<AppState>) -> Json<KpiBoard> {
+    Json(lock(&state.board))
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+    Query(q): Query<AlertsQuery>,
+) -> Json<serde_json::Value> {
+    let all = lock(&state.alerts);
+    let limit = q.limit.unwrap_or(50).min(RECENT_ALERTS);
+    let newest: Vec<&serde_json::Value> = all.iter().rev().take(limit).collect();
+    Json(serde_json::json!({ "alerts": newest }))
+}
+
+async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let s = lock(&state.status);
+    let events = s.events.clone();
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.started.elapsed().as_secs_f64(),
+        "source": s.source,
+        "events": events,
+        "events_per_s": s.events_per_s,
+        "traders": s.traders,
+        "state_bytes": s.state_bytes,
+        "watermark": s.watermark,
+        "watermark_lag_s": s.watermark_lag_s,
+        "dead_letters": s.dead_letters,
+        "model": null,
+        "churn_bands": null,
+        "alerts_total": lock(&state.alerts).len(),
+    }))
 }
 
 /// Serves until `shutdown` completes.

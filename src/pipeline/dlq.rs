@@ -64,14 +64,17 @@ impl<'a> DeadLetter<'a> {
     }
 }
 
-/// An NDJSON file of dead letters.
-pub struct DeadLetterSink {
+/// An NDJSON file of records (dead letters, late events).
+pub struct NdjsonFile {
     path: PathBuf,
     out: BufWriter<File>,
     written: u64,
 }
 
-impl DeadLetterSink {
+/// The dead-letter file of `replay`.
+pub type DeadLetterSink = NdjsonFile;
+
+impl NdjsonFile {
     /// Creates (truncates) the file.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
@@ -82,8 +85,8 @@ impl DeadLetterSink {
     }
 
     /// Appends one record.
-    pub fn write(&mut self, letter: &DeadLetter<'_>) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, letter)?;
+    pub fn write<T: Serialize>(&mut self, record: &T) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")?;
         self.written += 1;
         Ok(())
@@ -101,4 +104,16 @@ impl DeadLetterSink {
     pub fn written(&self) -> u64 {
         self.written
     }
+}
+
+/// One late event, one NDJSON line in the late sink.
+#[derive(Debug, Clone, Serialize)]
+pub struct LateEvent<'a> {
+    #[serde(flatten)]
+    pub origin: &'a Origin,
+    /// Event time of the late event.
+    pub event_time: String,
+    /// The closed frontier it arrived behind.
+    pub frontier: String,
+    pub raw: &'a str,
 }

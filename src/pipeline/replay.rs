@@ -1,14 +1,15 @@
-//! `pulse replay`: an NDJSON file through the same pipeline as the service,
-//! at full speed, time driven by the events alone.
+//! `pulse replay`: an NDJSON file through the same engine as the service, at
+//! full speed, time driven by the events alone.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::dlq::{DeadLetter, DeadLetterSink, Origin};
-use super::ingest::{Ingest, IngestConfig, Outcome};
+use super::dlq::{DeadLetter, LateEvent, NdjsonFile, Origin};
+use super::engine::{Engine, Processed};
 use super::stats::Stats;
+use crate::event::time::format_rfc3339_ms;
 use crate::event::{Invalid, Reason};
 use crate::source::{Line, LineReader};
 
@@ -25,8 +26,8 @@ pub enum ReplayError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write dead-letter file {path}: {source}")]
-    DeadLetter {
+    #[error("cannot write {path}: {source}")]
+    Write {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -40,37 +41,49 @@ pub struct ReplayReport {
     pub bytes: u64,
     pub dead_letters: u64,
     pub dead_letter_path: PathBuf,
+    pub late_path: PathBuf,
     pub traders: usize,
+    pub kpi_rows: u64,
 }
 
-/// Where dead letters go by default: beside the input, `NAME.dlq.ndjson`.
-pub fn default_dlq_path(events: &Path) -> PathBuf {
+/// Beside the input: `NAME.<suffix>.ndjson`.
+fn beside(events: &Path, suffix: &str) -> PathBuf {
     let stem = events
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("events");
-    events.with_file_name(format!("{stem}.dlq.ndjson"))
+    events.with_file_name(format!("{stem}.{suffix}.ndjson"))
 }
 
-/// Replays `events` through `ingest`, calling `on_event` for every new valid
-/// event (windows and features hang off it), writing refused lines to `dlq`.
+/// Where dead letters go by default: beside the input, `NAME.dlq.ndjson`.
+pub fn default_dlq_path(events: &Path) -> PathBuf {
+    beside(events, "dlq")
+}
+
+/// How many events between checks of the frontier.
+const EMIT_CHECK_EVERY: u64 = 4096;
+
+/// Replays `events` through `engine`; invalid lines go to `dlq`, late events
+/// to `late` (default `NAME.late.ndjson`, created only when needed).
 pub fn replay_file(
     events: &Path,
     dlq: &Path,
-    ingest: &mut Ingest,
-    mut on_event: impl FnMut(&Ingest, &crate::event::Event),
+    late: Option<&Path>,
+    engine: &mut Engine,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let file = File::open(events).map_err(|source| ReplayError::Open {
         path: events.to_owned(),
         source,
     })?;
-    let dead = |source| ReplayError::DeadLetter {
-        path: dlq.to_owned(),
-        source,
+    let write_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ReplayError::Write { path, source }
     };
-    let mut sink = DeadLetterSink::create(dlq).map_err(dead)?;
-    let limit = ingest.decoder.config.max_line_bytes;
+    let mut dead = NdjsonFile::create(dlq).map_err(write_err(dlq))?;
+    let late_path = late.map_or_else(|| beside(events, "late"), Path::to_owned);
+    let mut late_sink: Option<NdjsonFile> = None;
+    let limit = engine.ingest.decoder.config.max_line_bytes;
     let mut reader = LineReader::new(BufReader::with_capacity(1 << 20, file), limit);
     let now_ms = chrono::Utc::now().timestamp_millis();
     let mut bytes = 0u64;
@@ -80,60 +93,65 @@ pub fn replay_file(
             source,
         })?;
         let Some((line_no, line)) = next else { break };
-        match line {
+        let (text, outcome) = match line {
             Line::Text(text) => {
                 bytes += text.len() as u64 + 1;
-                match ingest.ingest(text, now_ms) {
-                    Outcome::Valid(e) => on_event(ingest, &e),
-                    Outcome::Duplicate => {}
-                    Outcome::Invalid(invalid) => {
-                        sink.write(&DeadLetter::new(
-                            &Origin::File { line: line_no },
-                            &invalid,
-                            text,
-                        ))
-                        .map_err(dead)?;
-                    }
-                }
+                (text, engine.process(text, 0, now_ms))
             }
             Line::TooLong { prefix, len } => {
                 bytes += len as u64 + 1;
-                ingest.stats.read += 1;
-                ingest.stats.invalid[Reason::TooLong.index()] += 1;
-                let invalid = Invalid::new(
-                    Reason::TooLong,
-                    None,
-                    format!(
-                        "{len} bytes; at most {limit} are accepted (raw holds the first {limit})"
-                    ),
+                engine.ingest.stats.read += 1;
+                engine.ingest.stats.invalid[Reason::TooLong.index()] += 1;
+                let message = format!(
+                    "{len} bytes; at most {limit} are accepted (raw holds the first {limit})"
                 );
-                sink.write(&DeadLetter::new(
-                    &Origin::File { line: line_no },
-                    &invalid,
+                (
                     prefix,
-                ))
-                .map_err(dead)?;
+                    Processed::Invalid(Invalid::new(Reason::TooLong, None, message)),
+                )
+            }
+        };
+        match outcome {
+            Processed::Valid | Processed::Duplicate => {}
+            Processed::Invalid(invalid) => {
+                let origin = Origin::File { line: line_no };
+                dead.write(&DeadLetter::new(&origin, &invalid, text))
+                    .map_err(write_err(dlq))?;
+            }
+            Processed::Late { ts, frontier } => {
+                if late_sink.is_none() {
+                    late_sink =
+                        Some(NdjsonFile::create(&late_path).map_err(write_err(&late_path))?);
+                }
+                let origin = Origin::File { line: line_no };
+                let record = LateEvent {
+                    origin: &origin,
+                    event_time: format_rfc3339_ms(ts),
+                    frontier: format_rfc3339_ms(frontier),
+                    raw: std::str::from_utf8(text).unwrap_or_default(),
+                };
+                if let Some(sink) = &mut late_sink {
+                    sink.write(&record).map_err(write_err(&late_path))?;
+                }
             }
         }
+        if engine.ingest.stats.read % EMIT_CHECK_EVERY == 0 {
+            engine.maybe_emit();
+        }
     }
-    sink.flush().map_err(dead)?;
+    engine.finish();
+    dead.flush().map_err(write_err(dlq))?;
+    if let Some(s) = &mut late_sink {
+        s.flush().map_err(write_err(&late_path))?;
+    }
     Ok(ReplayReport {
-        stats: ingest.stats.clone(),
+        stats: engine.ingest.stats.clone(),
         elapsed: started.elapsed(),
         bytes,
-        dead_letters: sink.written(),
+        dead_letters: dead.written(),
         dead_letter_path: dlq.to_owned(),
-        traders: ingest.traders.len(),
+        late_path,
+        traders: engine.ingest.traders.len(),
+        kpi_rows: engine.outputs.rows,
     })
-}
-
-/// Replays with default settings and no downstream stages.
-pub fn replay(
-    events: &Path,
-    dlq: Option<&Path>,
-    config: IngestConfig,
-) -> Result<ReplayReport, ReplayError> {
-    let dlq = dlq.map_or_else(|| default_dlq_path(events), Path::to_owned);
-    let mut ingest = Ingest::new(config);
-    replay_file(events, &dlq, &mut ingest, |_, _| {})
 }

@@ -1,6 +1,7 @@
 //! Counts of every event read. The invariant
-//! `read = valid + invalid + duplicate` holds at every instant, and late
-//! events are a subset of valid ones (they still update trader state).
+//! `read = valid + invalid + duplicate + late` holds at every instant (late
+//! events are new and well-formed, and still update trader state, but their
+//! window had closed).
 
 use serde::Serialize;
 
@@ -36,7 +37,11 @@ impl Stats {
 
     /// True when every event read is accounted for exactly once.
     pub fn balanced(&self) -> bool {
-        self.read == self.valid_total() + self.invalid_total() + self.duplicate_total()
+        self.read
+            == self.valid_total()
+                + self.invalid_total()
+                + self.duplicate_total()
+                + self.late_total()
     }
 
     /// A serialisable summary for `replay --json` and the API.

@@ -2,6 +2,8 @@
 //! run the real `pulse` binary as users do.
 
 mod common;
+mod dashboards;
 mod demo;
+mod kpis;
 mod replay;
 mod simulate;

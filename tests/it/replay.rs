@@ -123,7 +123,7 @@ fn default_dead_letter_file_sits_beside_the_input() {
     let out = pulse_ok(&["replay", "--events", events.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("read = valid + invalid + duplicate: yes"),
+        text.contains("read = valid + invalid + duplicate + late: yes"),
         "{text}"
     );
     let dead = std::fs::read_to_string(dir.path().join("in.dlq.ndjson")).unwrap();

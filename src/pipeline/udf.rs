@@ -1,0 +1,236 @@
+//! Functions the pipelines' SQL can call beyond DataFusion's own:
+//!
+//! - `normal_cdf(x)`: the standard normal distribution function, for
+//!   confidence intervals and p-values (`ab_tests`).
+//! - `trader_set(trader)`: aggregate, the set of distinct traders as a
+//!   bitmap over the dense trader ids.
+//! - `union_count(set)`: aggregate, the number of traders in the union of
+//!   such sets.
+//!
+//! The last two make distinct counts over hopping windows cheap: each slide
+//! keeps one small bitmap, and a window ORs its slides instead of rescanning
+//! or replicating every (day, trader) pair.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, Float64Array, UInt32Array};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udaf, create_udf,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+
+/// Registers every function of this module.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(normal_cdf());
+    ctx.register_udaf(trader_set());
+    ctx.register_udaf(union_count());
+}
+
+fn normal_cdf() -> ScalarUDF {
+    create_udf(
+        "normal_cdf",
+        vec![DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let x = arrays[0]
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or_else(|| DataFusionError::Execution("normal_cdf expects a float".into()))?;
+            let out: Float64Array = x.iter().map(|v| v.map(phi)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
+}
+
+/// Standard normal CDF via the complementary error function (Numerical
+/// Recipes' erfc approximation, relative error below 1.2e-7).
+pub fn phi(x: f64) -> f64 {
+    0.5 * erfc(-x / std::f64::consts::SQRT_2)
+}
+
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// A set of dense trader ids.
+#[derive(Debug, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn insert(&mut self, id: u32) {
+        let (w, b) = ((id / 64) as usize, id % 64);
+        if w >= self.0.len() {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << b;
+    }
+
+    fn union_bytes(&mut self, bytes: &[u8]) {
+        let words = bytes.len() / 8;
+        if words > self.0.len() {
+            self.0.resize(words, 0);
+        }
+        for (w, chunk) in self.0.iter_mut().zip(bytes.chunks_exact(8)) {
+            *w |= u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        }
+    }
+
+    fn union_array(&mut self, a: &ArrayRef) -> Result<()> {
+        let sets = a
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(|| DataFusionError::Execution("expected a trader set (binary)".into()))?;
+        for s in sets.iter().flatten() {
+            self.union_bytes(s);
+        }
+        Ok(())
+    }
+
+    fn to_scalar(&self) -> ScalarValue {
+        ScalarValue::Binary(Some(self.0.iter().flat_map(|w| w.to_le_bytes()).collect()))
+    }
+
+    fn count(&self) -> i64 {
+        self.0.iter().map(|w| i64::from(w.count_ones())).sum()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.0.capacity() * 8
+    }
+}
+
+/// `trader_set(trader)`: the distinct traders of a group.
+#[derive(Debug, Default)]
+struct TraderSet(Bits);
+
+impl Accumulator for TraderSet {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let ids = values[0]
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| {
+                DataFusionError::Execution("trader_set expects the trader column".into())
+            })?;
+        for id in ids.iter().flatten() {
+            self.0.insert(id);
+        }
+        Ok(())
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.union_array(&states[0])
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.0.to_scalar()])
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(self.0.to_scalar())
+    }
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+/// `union_count(set)`: how many traders are in the union of the sets.
+#[derive(Debug, Default)]
+struct UnionCount(Bits);
+
+impl Accumulator for UnionCount {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.union_array(&values[0])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.union_array(&states[0])
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.0.to_scalar()])
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int64(Some(self.0.count())))
+    }
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+fn trader_set() -> AggregateUDF {
+    create_udaf(
+        "trader_set",
+        vec![DataType::UInt32],
+        Arc::new(DataType::Binary),
+        Volatility::Immutable,
+        Arc::new(|_| Ok(Box::<TraderSet>::default())),
+        Arc::new(vec![DataType::Binary]),
+    )
+}
+
+fn union_count() -> AggregateUDF {
+    create_udaf(
+        "union_count",
+        vec![DataType::Binary],
+        Arc::new(DataType::Int64),
+        Volatility::Immutable,
+        Arc::new(|_| Ok(Box::<UnionCount>::default())),
+        Arc::new(vec![DataType::Binary]),
+    )
+}
+
+/// Non-null entries of an array.
+#[cfg(test)]
+fn set_len(a: &dyn Array) -> usize {
+    a.len() - a.null_count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phi_matches_known_values() {
+        assert!((phi(0.0) - 0.5).abs() < 1e-7);
+        assert!((phi(1.959_963_985) - 0.975).abs() < 1e-6);
+        assert!((phi(-1.0) - 0.158_655_254).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sets_union_and_count() {
+        let mut a = TraderSet::default();
+        a.update_batch(&[Arc::new(UInt32Array::from(vec![1, 5, 5, 200])) as ArrayRef])
+            .unwrap();
+        let ScalarValue::Binary(Some(sa)) = a.evaluate().unwrap() else {
+            panic!()
+        };
+        let mut b = TraderSet::default();
+        b.update_batch(&[Arc::new(UInt32Array::from(vec![5, 7])) as ArrayRef])
+            .unwrap();
+        let ScalarValue::Binary(Some(sb)) = b.evaluate().unwrap() else {
+            panic!()
+        };
+        let sets: ArrayRef = Arc::new(BinaryArray::from(vec![
+            Some(sa.as_slice()),
+            None,
+            Some(sb.as_slice()),
+        ]));
+        assert_eq!(set_len(&sets), 2);
+        let mut u = UnionCount::default();
+        u.update_batch(&[sets]).unwrap();
+        assert_eq!(u.evaluate().unwrap(), ScalarValue::Int64(Some(4)));
+    }
+}
