@@ -4,7 +4,11 @@
 //!
 //! - [`event`]: the event contract: typed events, decoding, validation,
 //!   interning of trader ids and small-set strings, timestamps.
-//! - [`source`]: where bytes come from (NDJSON files line by line).
+//! - [`config`]: the `pulse.toml` of `pulse run`, validated up front.
+//! - [`source`]: where bytes come from: NDJSON files line by line, a Kafka
+//!   consumer group (at-least-once commits).
+//! - [`sink`]: the Kafka producer behind the dead-letter, late, KPI and
+//!   alert topics.
 //! - [`sim`]: the deterministic synthetic brokerage behind `simulate`,
 //!   `demo` and `bench`, with its ground truth.
 //! - [`pipeline`]: the engine every command shares: ingest (decode,
@@ -24,11 +28,13 @@
 //! turns errors into messages; the library returns typed errors.
 
 pub mod bench;
+pub mod config;
 pub mod event;
 pub mod features;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod sim;
+pub mod sink;
 pub mod source;
 pub mod window;

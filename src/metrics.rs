@@ -50,6 +50,9 @@ pub struct Metrics {
     cycle_seconds: Histogram,
     event_time: Gauge,
     watermark_lag: Gauge,
+    sink_errors: IntCounterVec,
+    sink_retries: IntCounterVec,
+    consumer_lag: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -188,7 +191,37 @@ impl Metrics {
         registry
             .register(Box::new(watermark_lag.clone()))
             .expect("metric registered once");
+        let sink_errors = counter(
+            &registry,
+            "pulse_sink_errors_total",
+            "Messages a sink failed to deliver for good, by sink.",
+            &["sink"],
+        );
+        let sink_retries = counter(
+            &registry,
+            "pulse_sink_retries_total",
+            "Sends retried because the sink was full or away, by sink.",
+            &["sink"],
+        );
+        for sink in ["dead_letters", "late", "kpis", "alerts"] {
+            sink_errors.with_label_values(&[sink]);
+            sink_retries.with_label_values(&[sink]);
+        }
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "pulse_kafka_consumer_lag_messages",
+                "Messages behind the end of each assigned partition.",
+            ),
+            &["topic", "partition"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(consumer_lag.clone()))
+            .expect("metric registered once");
         Self {
+            sink_errors,
+            sink_retries,
+            consumer_lag,
             kpis: HashMap::new(),
             kpi_rows,
             kpi_dropped,
@@ -350,6 +383,23 @@ impl Metrics {
         self.event_time.set(frontier_ms as f64 / 1000.0);
         let now = chrono::Utc::now().timestamp_millis();
         self.watermark_lag.set((now - frontier_ms) as f64 / 1000.0);
+    }
+
+    /// Counts a message a sink failed to deliver for good.
+    pub fn sink_error(&self, sink: &str) {
+        self.sink_errors.with_label_values(&[sink]).inc();
+    }
+
+    /// Counts a retried send.
+    pub fn sink_retry(&self, sink: &str) {
+        self.sink_retries.with_label_values(&[sink]).inc();
+    }
+
+    /// Sets the consumer lag of one partition.
+    pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(lag);
     }
 
     /// The text exposition of every metric.

@@ -7,13 +7,22 @@ use super::pipelines_dir;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Folder of `*.sql` pipelines [default: ./pipelines when present, else the built-in catalogue].
+    /// Configuration file to validate (its pipelines folder is checked too).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Folder of `*.sql` pipelines [default: the config's, else ./pipelines when present, else the built-in catalogue].
     #[arg(long)]
     pipelines: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let dir = pipelines_dir(a.pipelines);
+    let mut from_config = None;
+    if let Some(path) = &a.config {
+        let c = veloc_pulse::config::Config::load(path)?;
+        println!("ok: {} is a valid configuration", path.display());
+        from_config = c.pipelines.dir;
+    }
+    let dir = pipelines_dir(a.pipelines.or(from_config));
     let shown = dir.as_ref().map_or_else(
         || "built-in catalogue".to_owned(),
         |d| d.display().to_string(),

@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod demo;
 mod replay;
+mod run;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -34,8 +35,10 @@ enum Command {
     Demo(demo::Args),
     /// Measure pipeline throughput against a bare serde_json decode.
     Bench(bench::Args),
-    /// Validate the pipelines, reporting every problem at once.
+    /// Validate the config file and pipelines, reporting every problem at once.
     Check(check::Args),
+    /// The service: Kafka in, KPIs and alerts out, HTTP served.
+    Run(run::Args),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -45,6 +48,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Check(a) => check::run(a),
+        Command::Run(a) => run::run(a),
     }
 }
 

@@ -41,6 +41,12 @@ pub struct Args {
     /// Write the ground truth (segments, churn, true campaign lifts) as JSON here.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Produce to Kafka at these bootstrap servers instead of a file (key = trader_id).
+    #[arg(long, requires = "topic")]
+    to_kafka: Option<String>,
+    /// Topic for --to-kafka.
+    #[arg(long)]
+    topic: Option<String>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -72,6 +78,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         days,
         disorder_ms: a.disorder,
     };
+    if let (Some(brokers), Some(topic)) = (&a.to_kafka, &a.topic) {
+        return to_kafka(config, brokers, topic, a.rate, a.truth.as_deref());
+    }
     let out: Box<dyn Write> = if a.out == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -117,6 +126,67 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     eprintln!(
         "simulated {written} events for {} traders over {days} days in {secs:.2}s ({:.0} events/s)",
         a.traders,
+        written as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+fn write_truth(sim: &Simulator, path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let f = File::create(path)
+            .with_context(|| format!("cannot create truth file {}", path.display()))?;
+        serde_json::to_writer_pretty(BufWriter::new(f), &sim.truth())
+            .with_context(|| format!("cannot write truth file {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Produces the simulation to a topic, keyed by trader id.
+fn to_kafka(
+    config: SimConfig,
+    brokers: &str,
+    topic: &str,
+    rate: Option<f64>,
+    truth: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let sink = veloc_pulse::sink::KafkaSink::new(brokers, &Default::default(), None)?;
+    let started = Instant::now();
+    let mut sim = Simulator::new(config);
+    let mut day = Vec::new();
+    let mut line = Vec::with_capacity(512);
+    let mut written = 0u64;
+    while sim.next_day(&mut day) {
+        for e in &day {
+            line.clear();
+            sim.write_json(e, &mut line);
+            let key = sim.trader_id(e.trader).to_owned();
+            sink.send(
+                "events",
+                topic,
+                key.as_bytes(),
+                line.strip_suffix(b"\n").unwrap_or(&line),
+                &[],
+            );
+            written += 1;
+            if let Some(rate) = rate {
+                let due = started + Duration::from_secs_f64(written as f64 / rate);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        day.clear();
+    }
+    sink.flush(Duration::from_secs(120))?;
+    anyhow::ensure!(
+        sink.errors() == 0,
+        "{} events could not be delivered to {topic}",
+        sink.errors()
+    );
+    write_truth(&sim, truth)?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "produced {written} events to {topic} at {brokers} in {secs:.2}s ({:.0} events/s)",
         written as f64 / secs.max(1e-9)
     );
     Ok(())

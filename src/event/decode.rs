@@ -79,6 +79,17 @@ impl Decoder {
     /// Decodes one message. `now_ms` is the reference clock for the
     /// future-timestamp check.
     pub fn decode(&mut self, bytes: &[u8], now_ms: i64) -> Result<Event, Invalid> {
+        self.decode_typed(bytes, now_ms, None)
+    }
+
+    /// As [`Decoder::decode`]; a message without `type` takes
+    /// `fallback_type` (the type named by its topic).
+    pub fn decode_typed(
+        &mut self,
+        bytes: &[u8],
+        now_ms: i64,
+        fallback_type: Option<EventType>,
+    ) -> Result<Event, Invalid> {
         if bytes.len() > self.config.max_line_bytes {
             return Err(Invalid::new(
                 Reason::TooLong,
@@ -96,11 +107,19 @@ impl Decoder {
             .deserialize_map(RawVisitor { fault: &mut fault })
             .and_then(|raw| de.end().map(|()| raw))
             .map_err(|e| classify(e, fault, bytes))?;
-        self.validate(raw, now_ms)
+        self.validate(raw, now_ms, fallback_type)
     }
 
-    fn validate(&mut self, raw: RawEvent<'_>, now_ms: i64) -> Result<Event, Invalid> {
-        let kind_text = required(&raw.kind, "type")?;
+    fn validate(
+        &mut self,
+        raw: RawEvent<'_>,
+        now_ms: i64,
+        fallback_type: Option<EventType>,
+    ) -> Result<Event, Invalid> {
+        let kind_text = match (&raw.kind, fallback_type) {
+            (None, Some(t)) => t.as_str(),
+            _ => required(&raw.kind, "type")?,
+        };
         let Some(kind) = EventType::parse(kind_text) else {
             return Err(Invalid::new(
                 Reason::UnknownType,

@@ -18,8 +18,8 @@ use super::ingest::{Ingest, IngestConfig, Outcome};
 use super::kpi::{KpiRow, KpiSink, SharedBoard, rows_from_batches};
 use super::runner::Input;
 use super::spec::PipelineError;
-use crate::event::Invalid;
 use crate::event::time::format_rfc3339_ms;
+use crate::event::{EventType, Invalid};
 use crate::features::{Segment, traders_batch};
 use crate::metrics::Metrics;
 use crate::window::{
@@ -65,6 +65,8 @@ pub struct KpiOutputs {
     pub sink: Option<KpiSink>,
     pub board: Option<SharedBoard>,
     pub metrics: Option<Arc<Mutex<Metrics>>>,
+    /// KPI topic (key = pipeline).
+    pub topic: Option<(crate::sink::KafkaSink, String)>,
     /// Keeps every row in memory (tests).
     pub keep: Option<Vec<KpiRow>>,
     pub rows: u64,
@@ -95,6 +97,8 @@ pub struct Engine {
     rt: tokio::runtime::Runtime,
     /// Smallest step of any pipeline: the frontier moves in these.
     base_step: i64,
+    /// Per partition, the offset after the last message processed.
+    next_offset: Vec<i64>,
     pub outputs: KpiOutputs,
     /// Cycles run so far.
     pub cycles: u64,
@@ -160,6 +164,7 @@ impl Engine {
                 .collect(),
             rt: runtime()?,
             base_step,
+            next_offset: Vec::new(),
             outputs: KpiOutputs::default(),
             cycles: 0,
         })
@@ -193,15 +198,88 @@ impl Engine {
         self.watermarks.watermark()
     }
 
+    /// Partition `p` was assigned: until it delivers, it holds the
+    /// watermark back (in live mode, until the idle timeout).
+    pub fn assign_partition(&mut self, p: usize) {
+        self.watermarks.assign(p);
+    }
+
     /// Partition `p` was revoked: it no longer holds the watermark back.
     pub fn forget_partition(&mut self, p: usize) {
         self.watermarks.remove(p);
     }
 
+    /// Per partition, the offset from which a restart must re-read so that
+    /// nothing is lost: the lowest offset of a row still open or closed but
+    /// not yet read by every windowed pipeline, else the next offset to
+    /// read. Everything before it has had its effects applied (its tumbling
+    /// windows emitted, its hop slices aggregated).
+    pub fn committable(&self) -> Vec<i64> {
+        let n = self.next_offset.len();
+        let (open, closed) = (
+            self.tables.min_open_offsets(n),
+            self.tables.min_closed_offsets(n),
+        );
+        (0..n)
+            .map(|p| self.next_offset[p].min(open[p]).min(closed[p]))
+            .collect()
+    }
+
+    /// Up to where each tumbling pipeline has emitted its windows, as text
+    /// (`name=epoch_ms;...`): committed with the offsets so that a restart
+    /// re-reading uncommitted events does not emit those windows twice.
+    pub fn progress(&self) -> String {
+        self.pipelines
+            .iter()
+            .filter(|s| matches!(s.p.def.window, WindowSpec::Tumble { .. }))
+            .filter_map(|s| s.done_until.map(|d| format!("{}={d}", s.p.name)))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// Restores [`Engine::progress`]: each tumbling pipeline skips windows
+    /// it emitted before the restart.
+    pub fn restore_progress(&mut self, text: &str) {
+        for item in text.split(';') {
+            let Some((name, ms)) = item.split_once('=') else {
+                continue;
+            };
+            let Ok(ms) = ms.parse::<i64>() else { continue };
+            for s in &mut self.pipelines {
+                if &*s.p.name == name && matches!(s.p.def.window, WindowSpec::Tumble { .. }) {
+                    s.done_until = Some(s.done_until.map_or(ms, |d| d.min(ms)));
+                }
+            }
+        }
+    }
+
+    /// Per partition, the next offset to read.
+    pub fn next_offsets(&self) -> &[i64] {
+        &self.next_offset
+    }
+
     /// Processes one message from source partition `partition`.
     #[inline]
     pub fn process(&mut self, bytes: &[u8], partition: usize, now_ms: i64) -> Processed {
-        let event = match self.ingest.ingest(bytes, now_ms) {
+        let offset = self.next_offset.get(partition).copied().unwrap_or(0);
+        self.process_at(bytes, partition, offset, now_ms, None)
+    }
+
+    /// Processes the message at `offset` of `partition`; `fallback_type` is
+    /// the event type when the message has none (a topic per type).
+    pub fn process_at(
+        &mut self,
+        bytes: &[u8],
+        partition: usize,
+        offset: i64,
+        now_ms: i64,
+        fallback_type: Option<EventType>,
+    ) -> Processed {
+        if partition >= self.next_offset.len() {
+            self.next_offset.resize(partition + 1, 0);
+        }
+        self.next_offset[partition] = offset + 1;
+        let event = match self.ingest.ingest_typed(bytes, now_ms, fallback_type) {
             Outcome::Valid(e) => e,
             Outcome::Invalid(i) => return Processed::Invalid(i),
             Outcome::Duplicate => return Processed::Duplicate,
@@ -230,7 +308,8 @@ impl Engine {
             .traders
             .get(event.trader)
             .map_or(Segment::New, |s| self.ingest.traders.segment(s));
-        self.tables.push(OpenRow::new(&event, segment));
+        self.tables
+            .push(OpenRow::new(&event, segment, partition as u32, offset));
         Processed::Valid
     }
 
@@ -356,6 +435,7 @@ impl Engine {
         for store in &mut self.stores {
             store.forget_before(keep_from);
         }
+        self.tables.forget_closed_before(keep_from);
         self.deliver(all_rows, frontier, started);
     }
 
@@ -511,6 +591,12 @@ impl Engine {
                 && let Err(e) = sink.write(rows)
             {
                 out.sink_error.get_or_insert(e);
+            }
+            if let Some((sink, topic)) = &out.topic {
+                for r in rows {
+                    let payload = r.to_json().to_string();
+                    sink.send("kpis", topic, name.as_bytes(), payload.as_bytes(), &[]);
+                }
             }
             if let Some(board) = &out.board
                 && let Ok(mut b) = board.lock()

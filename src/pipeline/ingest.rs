@@ -1,7 +1,7 @@
 //! Decode, validate, de-duplicate and apply one message to trader state.
 
 use crate::event::time::HOUR_MS;
-use crate::event::{DecodeConfig, Decoder, Event, Invalid};
+use crate::event::{DecodeConfig, Decoder, Event, EventType, Invalid};
 use crate::features::Traders;
 
 use super::dedup::Dedup;
@@ -67,8 +67,19 @@ impl Ingest {
     /// future-timestamp check.
     #[inline]
     pub fn ingest(&mut self, bytes: &[u8], now_ms: i64) -> Outcome {
+        self.ingest_typed(bytes, now_ms, None)
+    }
+
+    /// As [`Ingest::ingest`]; `fallback_type` applies when `type` is absent.
+    #[inline]
+    pub fn ingest_typed(
+        &mut self,
+        bytes: &[u8],
+        now_ms: i64,
+        fallback_type: Option<EventType>,
+    ) -> Outcome {
         self.stats.read += 1;
-        match self.decoder.decode(bytes, now_ms) {
+        match self.decoder.decode_typed(bytes, now_ms, fallback_type) {
             Err(invalid) => {
                 self.stats.invalid[invalid.reason.index()] += 1;
                 Outcome::Invalid(invalid)

@@ -1,6 +1,8 @@
-//! Where events come from: NDJSON files (replay) and the built-in simulator
-//! (demo, bench). Kafka joins here with the Kafka issue.
+//! Where events come from: NDJSON files (replay) and Kafka (run); the
+//! built-in simulator lives in `sim`.
 
+mod kafka;
 mod ndjson;
 
+pub use kafka::{KafkaRun, RunReport, SourceError, run_kafka};
 pub use ndjson::{Line, LineReader};

@@ -21,6 +21,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::event::{Body, DepositStatus, Event, EventType, Interner, Sym};
 use crate::features::{Segment, TraderState, Traders};
 
+/// Granularity of the offsets kept for closed rows.
+const OFFSET_BUCKET_MS: i64 = 3_600_000;
+
 /// The six event tables, in `EventType` order.
 pub type TableKind = EventType;
 
@@ -43,15 +46,21 @@ pub struct OpenRow {
     pub ts: i64,
     pub trader: u32,
     pub segment: Segment,
+    /// Source partition and offset: what may be committed is bounded by the
+    /// rows still open.
+    pub partition: u32,
+    pub offset: i64,
     pub body: Body,
 }
 
 impl OpenRow {
-    pub fn new(e: &Event, segment: Segment) -> Self {
+    pub fn new(e: &Event, segment: Segment, partition: u32, offset: i64) -> Self {
         Self {
             ts: e.ts,
             trader: e.trader,
             segment,
+            partition,
+            offset,
             body: e.body.clone(),
         }
     }
@@ -175,6 +184,9 @@ pub struct EventTables {
     open: Vec<OpenRow>,
     schemas: Vec<SchemaRef>,
     cols: Vec<Vec<Col>>,
+    /// Per hour of event time (index), the lowest source offset per
+    /// partition of the closed rows some pipeline may still need.
+    closed_offsets: std::collections::BTreeMap<i64, Vec<i64>>,
 }
 
 impl Default for EventTables {
@@ -199,6 +211,7 @@ impl EventTables {
             open: Vec::new(),
             schemas,
             cols,
+            closed_offsets: std::collections::BTreeMap::new(),
         }
     }
 
@@ -218,6 +231,36 @@ impl EventTables {
         self.open.len()
     }
 
+    /// Lowest source offset of a closed row at or after `t` (hour
+    /// granularity, rounding down) in each partition (`i64::MAX` for none).
+    pub fn min_closed_offsets(&self, partitions: usize) -> Vec<i64> {
+        let mut min = vec![i64::MAX; partitions];
+        for bucket in self.closed_offsets.values() {
+            for (m, o) in min.iter_mut().zip(bucket) {
+                *m = (*m).min(*o);
+            }
+        }
+        min
+    }
+
+    /// Forgets the offsets of closed rows before `t` (every pipeline has
+    /// read past them).
+    pub fn forget_closed_before(&mut self, t: i64) {
+        let first_kept = t.div_euclid(OFFSET_BUCKET_MS);
+        self.closed_offsets = self.closed_offsets.split_off(&first_kept);
+    }
+
+    /// Lowest offset of an open row in each partition (`i64::MAX` for none).
+    pub fn min_open_offsets(&self, partitions: usize) -> Vec<i64> {
+        let mut min = vec![i64::MAX; partitions];
+        for r in &self.open {
+            if let Some(m) = min.get_mut(r.partition as usize) {
+                *m = (*m).min(r.offset);
+            }
+        }
+        min
+    }
+
     /// Approximate bytes held by open rows.
     pub fn open_bytes(&self) -> usize {
         self.open.capacity() * std::mem::size_of::<OpenRow>()
@@ -235,6 +278,15 @@ impl EventTables {
         let mut keep = Vec::with_capacity(self.open.len() / 8);
         for row in std::mem::take(&mut self.open) {
             if row.ts < frontier {
+                let p = row.partition as usize;
+                let bucket = self
+                    .closed_offsets
+                    .entry(row.ts.div_euclid(OFFSET_BUCKET_MS))
+                    .or_default();
+                if p >= bucket.len() {
+                    bucket.resize(p + 1, i64::MAX);
+                }
+                bucket[p] = bucket[p].min(row.offset);
                 let state = traders.get(row.trader).copied().unwrap_or_default();
                 self.append(&row, symbols, &state);
             } else {

@@ -50,6 +50,19 @@ impl Watermarks {
         }
     }
 
+    /// Registers a partition that has not delivered yet: it holds the
+    /// watermark back until it does (or, live, until it is idle).
+    pub fn assign(&mut self, partition: usize) {
+        if partition >= self.parts.len() {
+            self.parts.resize(partition + 1, None);
+        }
+        let now = self.idle_timeout.map(|_| Instant::now());
+        self.parts[partition].get_or_insert(Part {
+            max_ts: i64::MIN,
+            last_seen: now,
+        });
+    }
+
     /// Forgets a partition (revoked from this consumer).
     pub fn remove(&mut self, partition: usize) {
         if let Some(p) = self.parts.get_mut(partition) {
@@ -67,14 +80,21 @@ impl Watermarks {
         let parts = || self.parts.iter().flatten();
         let min_active = parts().filter(active).map(|p| p.max_ts).min();
         // When every partition is idle, the latest of them leads.
+        // A partition assigned but silent (max_ts = MIN) holds everything back.
         min_active
             .or_else(|| parts().map(|p| p.max_ts).max())
+            .filter(|t| *t != i64::MIN)
             .map(|t| t.saturating_sub(self.disorder_ms))
     }
 
     /// Latest event time seen on any partition.
     pub fn max_event_time(&self) -> Option<i64> {
-        self.parts.iter().flatten().map(|p| p.max_ts).max()
+        self.parts
+            .iter()
+            .flatten()
+            .map(|p| p.max_ts)
+            .filter(|t| *t != i64::MIN)
+            .max()
     }
 }
 
@@ -102,5 +122,15 @@ mod tests {
         w.observe(1, 10);
         // Both idle at once: the latest leads.
         assert_eq!(w.watermark(), Some(100));
+    }
+
+    #[test]
+    fn an_assigned_silent_partition_holds_it_back() {
+        let mut w = Watermarks::new(10, None);
+        w.assign(1);
+        w.observe(0, 100);
+        assert_eq!(w.watermark(), None);
+        w.observe(1, 50);
+        assert_eq!(w.watermark(), Some(40));
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 mod dashboards;
 mod demo;
+mod kafka;
 mod kpis;
 mod replay;
 mod simulate;

@@ -1,0 +1,515 @@
+//! The Kafka path against a real Apache Kafka (scripts/kafka starts one from
+//! Maven Central jars). Without a broker these tests fail: they never skip.
+//! They share one broker and run one at a time (the broker is restarted by
+//! one of them).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use serde_json::Value;
+use veloc_pulse::sink::{KafkaSink, client_config};
+
+use crate::common::{http_get, metric_sum, pulse, pulse_ok, scratch};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// One Kafka test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn kafka_script(args: &[&str]) -> String {
+    let out = Command::new(format!("{ROOT}/scripts/kafka"))
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/kafka runs");
+    assert!(
+        out.status.success(),
+        "scripts/kafka {args:?} failed (Java 17 and Maven are needed)"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Starts the broker when needed; its bootstrap address.
+fn broker() -> String {
+    kafka_script(&["start"])
+}
+
+fn topic(name: &str, partitions: u32) -> String {
+    let t = format!(
+        "it.{name}.{}.{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_suffix()
+    );
+    kafka_script(&["create-topic", &t, &partitions.to_string()]);
+    t
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000
+}
+
+/// Produces NDJSON lines keyed by trader_id (the contract's message key).
+fn produce(brokers: &str, topic: &str, lines: &[&[u8]]) {
+    let sink = KafkaSink::new(brokers, &BTreeMap::new(), None).unwrap();
+    for l in lines {
+        let key = serde_json::from_slice::<Value>(l)
+            .ok()
+            .and_then(|v| v["trader_id"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        sink.send("events", topic, key.as_bytes(), l, &[]);
+    }
+    sink.flush(Duration::from_secs(60)).unwrap();
+}
+
+fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn simulate(dir: &Path, seed: &str, disorder: &str) -> Vec<u8> {
+    let path = dir.join(format!("sim-{seed}.ndjson"));
+    pulse_ok(&[
+        "simulate",
+        "--seed",
+        seed,
+        "--traders",
+        "1500",
+        "--days",
+        "30",
+        "--disorder",
+        disorder,
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    std::fs::read(path).unwrap()
+}
+
+fn run_args<'a>(brokers: &'a str, topic: &'a str, group: &'a str, kpis: &'a Path) -> Vec<String> {
+    [
+        "run",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--kpi-out",
+        kpis.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--pipelines",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("{ROOT}/pipelines")])
+    .collect()
+}
+
+fn rows(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Counter totals of the tumbling pipelines: (pipeline, labels, value) -> sum.
+/// With `stateless`, only pipelines whose labels come from the events
+/// themselves (not from trader state, which a restart rebuilds).
+fn counter_totals_of(rows: &[Value], stateless: bool) -> BTreeMap<String, i64> {
+    let pipelines: &[&str] = if stateless {
+        &["deposits", "signups", "withdrawals", "logins", "campaigns"]
+    } else {
+        &[
+            "deposits",
+            "first_deposits",
+            "signups",
+            "withdrawals",
+            "trading",
+            "logins",
+            "campaigns",
+        ]
+    };
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let obj = r.as_object().unwrap();
+        let p = obj["pipeline"].as_str().unwrap();
+        if !pipelines.contains(&p) {
+            continue;
+        }
+        let labels: Vec<String> = obj
+            .iter()
+            .filter(|(_, v)| v.is_string())
+            .filter(|(k, _)| !k.starts_with("window"))
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+            .collect();
+        for (k, v) in obj.iter().filter(|(k, _)| k.ends_with("_total")) {
+            *out.entry(format!("{}/{}/{k}", p, labels.join(",")))
+                .or_default() += (v.as_f64().unwrap() * 100.0).round() as i64;
+        }
+    }
+    out
+}
+
+/// Equal totals, or a panic listing the keys that differ.
+fn assert_same_totals(got: &BTreeMap<String, i64>, want: &BTreeMap<String, i64>) {
+    let diff: Vec<String> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| format!("{k}: got {:?}, want {:?}", got.get(k), want.get(k)))
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "{} totals differ:\n{}",
+        diff.len(),
+        diff.join("\n")
+    );
+}
+
+fn counter_totals(rows: &[Value]) -> BTreeMap<String, i64> {
+    counter_totals_of(rows, false)
+}
+
+fn replay_rows(dir: &Path, events: &[u8]) -> Vec<Value> {
+    let file = dir.join("replayed.ndjson");
+    std::fs::write(&file, events).unwrap();
+    let kpis = dir.join("replay-kpis.ndjson");
+    pulse_ok(&[
+        "replay",
+        "--events",
+        file.to_str().unwrap(),
+        "--kpi-out",
+        kpis.to_str().unwrap(),
+        "--pipelines",
+        &format!("{ROOT}/pipelines"),
+    ]);
+    rows(&kpis)
+}
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pulse run did not stop in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn spawn_run(args: &[String]) -> crate::common::Running {
+    let mut child = pulse()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let line = lines.next().expect("pulse run announces itself").unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("address")
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    crate::common::Running { child, addr }
+}
+
+/// Windowed KPI rows of `pulse run` from Kafka equal those of `pulse replay`.
+#[test]
+fn run_from_kafka_equals_replay_of_the_same_events() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let brokers = broker();
+    let dir = scratch();
+    let events = simulate(dir.path(), "21", "5s");
+    let t = topic("equal", 4);
+    pulse_ok(&[
+        "simulate",
+        "--seed",
+        "21",
+        "--traders",
+        "1500",
+        "--days",
+        "30",
+        "--to-kafka",
+        &brokers,
+        "--topic",
+        &t,
+    ]);
+    let kpis = dir.path().join("run.ndjson");
+    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis);
+    args.extend(["--exit-when-idle".into(), "3s".into()]);
+    let out = pulse().args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = rows(&kpis);
+    let mut want = replay_rows(dir.path(), &events);
+    // Snapshot pipelines are sampled at each emission, which differs between
+    // live and replay; their final rows and every windowed row must agree.
+    let canon = |rows: &mut Vec<Value>| -> Vec<String> {
+        let snapshot = |r: &Value| {
+            ["funnel", "inactivity", "segments"].contains(&r["pipeline"].as_str().unwrap())
+        };
+        let last = rows
+            .iter()
+            .filter(|r| snapshot(r))
+            .filter_map(|r| r["window_end"].as_str().map(str::to_owned))
+            .max();
+        let mut v: Vec<String> = rows
+            .iter()
+            .filter(|r| !snapshot(r) || r["window_end"].as_str().map(str::to_owned) == last)
+            .map(|r| {
+                let mut r = r.clone();
+                for (_, v) in r.as_object_mut().unwrap().iter_mut() {
+                    if let Some(f) = v.as_f64().filter(|_| v.is_number()) {
+                        *v = Value::from((f * 1e6).round() / 1e6);
+                    }
+                }
+                r.to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (g, w) = (canon(&mut got), canon(&mut want));
+    assert!(g.len() > 1000, "many rows: {}", g.len());
+    assert_eq!(g.len(), w.len(), "same number of rows");
+    assert!(
+        g == w,
+        "first difference: {:?}",
+        g.iter().zip(&w).find(|(a, b)| a != b)
+    );
+}
+
+/// Malformed messages land on the dead-letter topic with their reasons.
+#[test]
+fn malformed_messages_go_to_the_dead_letter_topic() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let brokers = broker();
+    let dir = scratch();
+    let t = topic("dlq", 2);
+    let dlq = format!("{t}.dlq");
+    kafka_script(&["create-topic", &dlq, "1"]);
+    let good = br#"{"event_id":"k1","type":"signup","trader_id":"a","ts":1767225600000,"channel":"organic","country":"BR"}"#;
+    let bad: Vec<(&[u8], &str)> = vec![
+        (b"not json", "not_json"),
+        (br#"{"event_id":"k2","type":"deposit","trader_id":"a","ts":1767225600000,"amount":-1,"currency":"BRL","method":"pix","status":"approved"}"#, "bad_value"),
+        (br#"{"event_id":"k3","type":"teleport","trader_id":"a","ts":1767225600000}"#, "unknown_type"),
+    ];
+    let mut all: Vec<&[u8]> = vec![good];
+    all.extend(bad.iter().map(|(b, _)| *b));
+    produce(&brokers, &t, &all);
+    let kpis = dir.path().join("k.ndjson");
+    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis);
+    args.extend(["--exit-when-idle".into(), "2s".into()]);
+    let cfg_path = dir.path().join("pulse.toml");
+    std::fs::write(
+        &cfg_path,
+        format!("[kafka]\ndead_letter_topic = \"{dlq}\"\n"),
+    )
+    .unwrap();
+    args.extend(["--config".into(), cfg_path.to_str().unwrap().into()]);
+    let out = pulse().args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let consumer: BaseConsumer = {
+        let mut c = client_config(&brokers, &BTreeMap::new());
+        c.set("group.id", format!("{t}.reader"))
+            .set("auto.offset.reset", "earliest");
+        c.create().unwrap()
+    };
+    consumer.subscribe(&[&dlq]).unwrap();
+    let mut got: BTreeMap<String, String> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < bad.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m.headers().expect("dead letters carry headers");
+            let h = |k: &str| {
+                headers
+                    .iter()
+                    .find(|x| x.key == k)
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            assert_eq!(h("pulse.source.topic").as_deref(), Some(t.as_str()));
+            assert!(
+                h("pulse.source.offset").is_some()
+                    && h("pulse.message").is_some_and(|m| !m.is_empty())
+            );
+            got.insert(
+                String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+                h("pulse.reason").unwrap(),
+            );
+        }
+    }
+    let want: BTreeMap<String, String> = bad
+        .iter()
+        .map(|(b, r)| (String::from_utf8_lossy(b).into_owned(), r.to_string()))
+        .collect();
+    assert_eq!(
+        got, want,
+        "every malformed message, with its original bytes and reason"
+    );
+}
+
+/// Stopping pulse mid-stream and starting it again loses nothing; with
+/// events in order per partition nothing is counted twice either. Trader
+/// state lives in memory, so labels derived from it (FTD channel, trading
+/// segment) are rebuilt from the restart on and are not compared.
+#[test]
+fn stop_and_restart_mid_stream_loses_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let brokers = broker();
+    let dir = scratch();
+    let events = simulate(dir.path(), "22", "0s");
+    let all = lines(&events);
+    let t = topic("restart", 4);
+    let group = format!("{t}.g");
+    produce(&brokers, &t, &all[..all.len() / 2]);
+    let k1 = dir.path().join("k1.ndjson");
+    let mut first = spawn_run(&run_args(&brokers, &t, &group, &k1));
+    // Stop once it has read part of the stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, m) = http_get(&first.addr, "/metrics");
+        if metric_sum(&m, "pulse_events_read_total") > 1000.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pulse never read the topic");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = first.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(wait_exit(&mut first.child, Duration::from_secs(60)).success());
+    produce(&brokers, &t, &all[all.len() / 2..]);
+    let k2 = dir.path().join("k2.ndjson");
+    let mut args = run_args(&brokers, &t, &group, &k2);
+    args.extend(["--exit-when-idle".into(), "3s".into()]);
+    let out = pulse().args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut both = rows(&k1);
+    assert!(
+        !both.is_empty(),
+        "the first run emitted windows before it stopped"
+    );
+    both.extend(rows(&k2));
+    assert_same_totals(
+        &counter_totals_of(&both, true),
+        &counter_totals_of(&replay_rows(dir.path(), &events), true),
+    );
+}
+
+/// The broker going away and coming back while pulse runs: pulse recovers
+/// by itself and loses nothing.
+#[test]
+fn broker_restart_while_running_loses_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let brokers = broker();
+    let dir = scratch();
+    let events = simulate(dir.path(), "23", "0s");
+    let all = lines(&events);
+    let t = topic("bounce", 4);
+    produce(&brokers, &t, &all[..all.len() / 2]);
+    let kpis = dir.path().join("k.ndjson");
+    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis);
+    args.extend(["--exit-when-idle".into(), "8s".into()]);
+    let mut running = spawn_run(&args);
+    kafka_script(&["stop"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let again = kafka_script(&["start"]);
+    assert_eq!(again, brokers, "the broker comes back on the same address");
+    produce(&brokers, &t, &all[all.len() / 2..]);
+    assert!(wait_exit(&mut running.child, Duration::from_secs(180)).success());
+    assert_same_totals(
+        &counter_totals(&rows(&kpis)),
+        &counter_totals(&replay_rows(dir.path(), &events)),
+    );
+}
+
+/// Two instances in one group split the partitions; their counters summed
+/// equal the single-instance totals.
+#[test]
+fn two_instances_split_the_partitions() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let brokers = broker();
+    let dir = scratch();
+    let events = simulate(dir.path(), "24", "0s");
+    let t = topic("split", 4);
+    let group = format!("{t}.g");
+    let (ka, kb) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    let mut a_args = run_args(&brokers, &t, &group, &ka);
+    a_args.extend(["--exit-when-idle".into(), "5s".into()]);
+    let mut b_args = run_args(&brokers, &t, &group, &kb);
+    b_args.extend(["--exit-when-idle".into(), "5s".into()]);
+    let mut a = spawn_run(&a_args);
+    let mut b = spawn_run(&b_args);
+    // Both are ready once each holds partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(&a.addr, "/readyz").0 != 200 || http_get(&b.addr, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "both instances get partitions");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce(&brokers, &t, &lines(&events));
+    assert!(wait_exit(&mut a.child, Duration::from_secs(120)).success());
+    assert!(wait_exit(&mut b.child, Duration::from_secs(120)).success());
+    let (ra, rb) = (rows(&ka), rows(&kb));
+    assert!(!ra.is_empty() && !rb.is_empty(), "both instances did work");
+    let mut both = ra;
+    both.extend(rb);
+    assert_same_totals(
+        &counter_totals(&both),
+        &counter_totals(&replay_rows(dir.path(), &events)),
+    );
+}
+
+/// The example configuration is valid.
+#[test]
+fn example_config_passes_check() {
+    let out = pulse_ok(&["check", "--config", &format!("{ROOT}/pulse.toml")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid configuration"));
+    let dir = scratch();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[windows]\ndisorder = \"soon\"\n[http]\nlisten = \"x\"\n",
+    )
+    .unwrap();
+    let out = pulse()
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("windows.disorder") && err.contains("http.listen"),
+        "{err}"
+    );
+}
