@@ -439,31 +439,52 @@ impl Engine {
         self.deliver(all_rows, frontier, started);
     }
 
-    fn run_tumble(
-        &mut self,
+    /// Runs pipeline `i`'s first query over the closed rows with event time
+    /// in `[lo, hi)`, in tumbling windows of `size` (the snapshot, when read,
+    /// is `traders`).
+    fn run_stage(
+        &self,
         i: usize,
+        lo: i64,
         hi: i64,
         size: i64,
-    ) -> datafusion::error::Result<Vec<KpiRow>> {
-        let s = &self.pipelines[i];
-        let lo = s.done_until.unwrap_or(i64::MIN);
-        if hi <= lo {
-            return Ok(Vec::new());
-        }
+        traders: Option<&RecordBatch>,
+    ) -> datafusion::error::Result<Vec<RecordBatch>> {
         let stores = &self.stores;
-        let batches = self.rt.block_on(s.p.stage.run(|input| {
+        self.rt.block_on(self.pipelines[i].p.stage.run(|input| {
             match input {
                 Input::Event(t) => stores[t]
                     .rows_in(lo, hi)
                     .iter()
                     .map(|b| with_windows(b, size))
                     .collect(),
-                Input::Traders | Input::Slices => Vec::new(),
+                Input::Traders => traders.cloned().into_iter().collect(),
+                Input::Slices => Vec::new(),
             }
-        }))?;
-        let rows = rows_from_batches(&s.p.name, &batches, &s.p.labels, &s.p.values, lo, size);
-        self.pipelines[i].done_until = Some(hi);
-        Ok(rows)
+        }))
+    }
+
+    fn run_tumble(
+        &mut self,
+        i: usize,
+        hi: i64,
+        size: i64,
+    ) -> datafusion::error::Result<Vec<KpiRow>> {
+        let lo = self.pipelines[i].done_until.unwrap_or(i64::MIN);
+        if hi <= lo {
+            return Ok(Vec::new());
+        }
+        let batches = self.run_stage(i, lo, hi, size, None)?;
+        let s = &mut self.pipelines[i];
+        s.done_until = Some(hi);
+        Ok(rows_from_batches(
+            &s.p.name,
+            &batches,
+            &s.p.labels,
+            &s.p.values,
+            lo,
+            size,
+        ))
     }
 
     fn run_hop(
@@ -473,22 +494,11 @@ impl Engine {
         size: i64,
         slide: i64,
     ) -> datafusion::error::Result<Vec<KpiRow>> {
-        let s = &self.pipelines[i];
-        let lo = s.done_until.unwrap_or(i64::MIN);
+        let lo = self.pipelines[i].done_until.unwrap_or(i64::MIN);
         if hi <= lo {
             return Ok(Vec::new());
         }
-        let stores = &self.stores;
-        let partials = self.rt.block_on(s.p.stage.run(|input| {
-            match input {
-                Input::Event(t) => stores[t]
-                    .rows_in(lo, hi)
-                    .iter()
-                    .map(|b| with_windows(b, slide))
-                    .collect(),
-                Input::Traders | Input::Slices => Vec::new(),
-            }
-        }))?;
+        let partials = self.run_stage(i, lo, hi, slide, None)?;
         let s = &mut self.pipelines[i];
         s.done_until = Some(hi);
         for b in partials {
@@ -554,29 +564,17 @@ impl Engine {
         every: i64,
         traders: RecordBatch,
     ) -> datafusion::error::Result<Vec<KpiRow>> {
-        let s = &self.pipelines[i];
-        let stores = &self.stores;
-        let batches = self.rt.block_on(s.p.stage.run(|input| {
-            match input {
-                Input::Traders => vec![traders.clone()],
-                Input::Event(t) => stores[t]
-                    .rows_in(as_of - every, as_of)
-                    .iter()
-                    .map(|b| with_windows(b, every))
-                    .collect(),
-                Input::Slices => Vec::new(),
-            }
-        }))?;
-        let rows = rows_from_batches(
+        let batches = self.run_stage(i, as_of - every, as_of, every, Some(&traders))?;
+        let s = &mut self.pipelines[i];
+        s.done_until = Some(as_of);
+        Ok(rows_from_batches(
             &s.p.name,
             &batches,
             &s.p.labels,
             &s.p.values,
             as_of - every,
             every,
-        );
-        self.pipelines[i].done_until = Some(as_of);
-        Ok(rows)
+        ))
     }
 
     fn deliver(&mut self, all_rows: Vec<(usize, Vec<KpiRow>)>, frontier: i64, started: Instant) {
