@@ -93,7 +93,8 @@ pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
         if !sim.next_day(&mut day) {
             // Another brokerage after the first, so that event time keeps moving forward.
             config.seed += 1;
-            config.start_ms = config.end_ms() + crate::event::time::DAY_MS;
+            // Late arrivals of the first (withdrawals settle up to 2 days later) stay ahead.
+            config.start_ms = config.end_ms() + 3 * crate::event::time::DAY_MS;
             sim = Simulator::new(config.clone());
             continue;
         }

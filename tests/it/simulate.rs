@@ -143,3 +143,32 @@ fn start_and_end_bound_the_events() {
         last = e.ts;
     }
 }
+
+#[test]
+fn bench_reports_both_rates_and_their_ratio() {
+    let out = pulse_ok(&[
+        "bench",
+        "--events",
+        "300000",
+        "--traders",
+        "3000",
+        "--rounds",
+        "1",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert!(r["events"].as_u64().unwrap() >= 300_000);
+    for k in [
+        "simulate_events_per_s",
+        "bare_decode_events_per_s",
+        "pipeline_events_per_s",
+        "kpi_events_per_s",
+    ] {
+        assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+    }
+    let ratio = r["ratio"].as_f64().unwrap();
+    let expected = r["pipeline_events_per_s"].as_f64().unwrap()
+        / r["bare_decode_events_per_s"].as_f64().unwrap();
+    assert!((ratio - expected).abs() < 1e-9);
+    assert_eq!(r["pipelines"], 13);
+}
