@@ -111,7 +111,14 @@ pub struct Event {
 impl Event {
     /// The event's type.
     pub fn event_type(&self) -> EventType {
-        match self.body {
+        self.body.event_type()
+    }
+}
+
+impl Body {
+    /// The type these fields belong to.
+    pub fn event_type(&self) -> EventType {
+        match self {
             Body::Signup(_) => EventType::Signup,
             Body::Login(_) => EventType::Login,
             Body::Deposit(_) => EventType::Deposit,

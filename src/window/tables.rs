@@ -304,14 +304,7 @@ impl EventTables {
     }
 
     fn append(&mut self, row: &OpenRow, symbols: &Interner, state: &TraderState) {
-        let t = match row.body {
-            Body::Signup(_) => EventType::Signup,
-            Body::Login(_) => EventType::Login,
-            Body::Deposit(_) => EventType::Deposit,
-            Body::Withdrawal(_) => EventType::Withdrawal,
-            Body::Trade(_) => EventType::Trade,
-            Body::Campaign(_) => EventType::Campaign,
-        };
+        let t = row.body.event_type();
         let name = |s: Sym| Some(symbols.name(s));
         let mut a = Appender {
             cols: self.cols[t.index()].iter_mut(),
