@@ -315,8 +315,7 @@ pub fn run_kafka(engine: &mut Engine, run: KafkaRun<'_>) -> Result<RunReport, So
                 &keys,
                 &committable,
                 &mut last_committed,
-                false,
-                false,
+                Commit::Cycle,
             );
             (run.on_tick)(engine, !assigned.is_empty());
             last_tick = Instant::now();
@@ -339,8 +338,7 @@ pub fn run_kafka(engine: &mut Engine, run: KafkaRun<'_>) -> Result<RunReport, So
             &keys,
             &committable,
             &mut last_committed,
-            true,
-            true,
+            Commit::CaughtUp,
         );
     } else {
         // Stopped mid-stream: open windows are not emitted; a restart
@@ -351,8 +349,7 @@ pub fn run_kafka(engine: &mut Engine, run: KafkaRun<'_>) -> Result<RunReport, So
             &keys,
             &committable,
             &mut last_committed,
-            false,
-            true,
+            Commit::Stop,
         );
     }
     (run.on_tick)(engine, false);
@@ -362,17 +359,28 @@ pub fn run_kafka(engine: &mut Engine, run: KafkaRun<'_>) -> Result<RunReport, So
     Ok(report)
 }
 
-/// Commits what is safe: the lowest open offset per partition (`all`: the
-/// next offset, once every window was emitted).
+/// When offsets are committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// After an emission cycle: what is safe, asynchronously.
+    Cycle,
+    /// Stopped mid-stream: what is safe, synchronously.
+    Stop,
+    /// Caught up and every window emitted: everything read, synchronously.
+    CaughtUp,
+}
+
+/// Commits what is safe: the lowest offset whose effects are not all
+/// applied, per partition (everything read once caught up).
 fn commit(
     consumer: &BaseConsumer<Ctx>,
     engine: &Engine,
     keys: &[(String, i32)],
     shared: &Committable,
     last: &mut HashMap<(String, i32), i64>,
-    all: bool,
-    sync: bool,
+    kind: Commit,
 ) {
+    let (all, sync) = (kind == Commit::CaughtUp, kind != Commit::Cycle);
     let offsets = if all {
         engine.next_offsets().to_vec()
     } else {

@@ -42,22 +42,11 @@ fn demo_serves_growing_metrics_that_promtool_accepts() {
     assert!(metric_sum(&second, "pulse_state_traders") > 0.0);
 
     // Every pipeline of the catalogue shows up on /api/kpis and /metrics.
-    let catalogue = [
-        "deposits",
-        "first_deposits",
-        "signups",
-        "withdrawals",
-        "net_deposits",
-        "trading",
-        "logins",
-        "campaigns",
-        "ab_tests",
-        "active_traders",
-        "funnel",
-        "inactivity",
-        "segments",
-    ];
-    let mut missing: Vec<&str> = catalogue.to_vec();
+    let catalogue: Vec<&str> = veloc_pulse::pipeline::BUILTIN
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let mut missing = catalogue.clone();
     for _ in 0..100 {
         let (_, body) = http_get(&demo.addr, "/api/kpis");
         let kpis: serde_json::Value = serde_json::from_str(&body).expect("/api/kpis is JSON");
@@ -76,7 +65,7 @@ fn demo_serves_growing_metrics_that_promtool_accepts() {
         "pipelines without rows on /api/kpis: {missing:?}"
     );
     let (_, second) = http_get(&demo.addr, "/metrics");
-    for p in catalogue {
+    for p in &catalogue {
         assert!(
             second.contains(&format!("pulse_kpi_{p}_")),
             "pulse_kpi_{p}_* on /metrics"

@@ -95,8 +95,16 @@ fn simulate(dir: &Path, seed: &str, disorder: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-fn run_args<'a>(brokers: &'a str, topic: &'a str, group: &'a str, kpis: &'a Path) -> Vec<String> {
-    [
+/// Arguments of `pulse run` on `topic` as `group`, writing KPI rows to
+/// `kpis`; with `idle`, it stops once caught up and quiet that long.
+fn run_args(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    kpis: &Path,
+    idle: Option<&str>,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
         "run",
         "--brokers",
         brokers,
@@ -108,12 +116,25 @@ fn run_args<'a>(brokers: &'a str, topic: &'a str, group: &'a str, kpis: &'a Path
         kpis.to_str().unwrap(),
         "--listen",
         "127.0.0.1:0",
-        "--pipelines",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([format!("{ROOT}/pipelines")])
-    .collect()
+    .collect();
+    args.extend(["--pipelines".into(), format!("{ROOT}/pipelines")]);
+    if let Some(idle) = idle {
+        args.extend(["--exit-when-idle".into(), idle.into()]);
+    }
+    args
+}
+
+/// Runs `pulse ARGS` to its end, panicking with its errors when it fails.
+fn run_to_end(args: &[String]) {
+    let out = pulse().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn rows(path: &Path) -> Vec<Value> {
@@ -254,14 +275,8 @@ fn run_from_kafka_equals_replay_of_the_same_events() {
         &t,
     ]);
     let kpis = dir.path().join("run.ndjson");
-    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis);
-    args.extend(["--exit-when-idle".into(), "3s".into()]);
-    let out = pulse().args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = run_args(&brokers, &t, &format!("{t}.g"), &kpis, Some("3s"));
+    run_to_end(&args);
     let mut got = rows(&kpis);
     let mut want = replay_rows(dir.path(), &events);
     // Snapshot pipelines are sampled at each emission, which differs between
@@ -320,8 +335,7 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     all.extend(bad.iter().map(|(b, _)| *b));
     produce(&brokers, &t, &all);
     let kpis = dir.path().join("k.ndjson");
-    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis);
-    args.extend(["--exit-when-idle".into(), "2s".into()]);
+    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis, Some("2s"));
     let cfg_path = dir.path().join("pulse.toml");
     std::fs::write(
         &cfg_path,
@@ -329,12 +343,7 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     )
     .unwrap();
     args.extend(["--config".into(), cfg_path.to_str().unwrap().into()]);
-    let out = pulse().args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&args);
 
     let consumer: BaseConsumer = {
         let mut c = client_config(&brokers, &BTreeMap::new());
@@ -391,7 +400,7 @@ fn stop_and_restart_mid_stream_loses_nothing() {
     let group = format!("{t}.g");
     produce(&brokers, &t, &all[..all.len() / 2]);
     let k1 = dir.path().join("k1.ndjson");
-    let mut first = spawn_run(&run_args(&brokers, &t, &group, &k1));
+    let mut first = spawn_run(&run_args(&brokers, &t, &group, &k1, None));
     // Stop once it has read part of the stream.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -407,14 +416,8 @@ fn stop_and_restart_mid_stream_loses_nothing() {
     assert!(wait_exit(&mut first.child, Duration::from_secs(60)).success());
     produce(&brokers, &t, &all[all.len() / 2..]);
     let k2 = dir.path().join("k2.ndjson");
-    let mut args = run_args(&brokers, &t, &group, &k2);
-    args.extend(["--exit-when-idle".into(), "3s".into()]);
-    let out = pulse().args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = run_args(&brokers, &t, &group, &k2, Some("3s"));
+    run_to_end(&args);
     let mut both = rows(&k1);
     assert!(
         !both.is_empty(),
@@ -439,8 +442,7 @@ fn broker_restart_while_running_loses_nothing() {
     let t = topic("bounce", 4);
     produce(&brokers, &t, &all[..all.len() / 2]);
     let kpis = dir.path().join("k.ndjson");
-    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis);
-    args.extend(["--exit-when-idle".into(), "8s".into()]);
+    let args = run_args(&brokers, &t, &format!("{t}.g"), &kpis, Some("8s"));
     let mut running = spawn_run(&args);
     kafka_script(&["stop"]);
     std::thread::sleep(Duration::from_secs(2));
@@ -465,10 +467,8 @@ fn two_instances_split_the_partitions() {
     let t = topic("split", 4);
     let group = format!("{t}.g");
     let (ka, kb) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
-    let mut a_args = run_args(&brokers, &t, &group, &ka);
-    a_args.extend(["--exit-when-idle".into(), "5s".into()]);
-    let mut b_args = run_args(&brokers, &t, &group, &kb);
-    b_args.extend(["--exit-when-idle".into(), "5s".into()]);
+    let a_args = run_args(&brokers, &t, &group, &ka, Some("5s"));
+    let b_args = run_args(&brokers, &t, &group, &kb, Some("5s"));
     let mut a = spawn_run(&a_args);
     let mut b = spawn_run(&b_args);
     // Both are ready once each holds partitions.
