@@ -19,6 +19,8 @@
 //!   frontier, late events, the Arrow event tables and their closed rows.
 //! - [`features`]: per-trader state, constant time per event, in a `Vec`
 //!   indexed by trader id; segments; the `traders` snapshot table.
+//! - [`model`]: the churn model: offline examples from history, linfa
+//!   training, evaluation against baselines, the artifact, scoring.
 //! - [`metrics`]: the Prometheus registry and the product's metric names.
 //! - [`http`]: axum routes: `/metrics`, `/healthz`, `/readyz`, `/api/*`, the
 //!   live page.
@@ -33,6 +35,7 @@ pub mod event;
 pub mod features;
 pub mod http;
 pub mod metrics;
+pub mod model;
 pub mod pipeline;
 pub mod sim;
 pub mod sink;

@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod demo;
+mod model;
 mod replay;
 mod run;
 mod simulate;
@@ -39,6 +40,12 @@ enum Command {
     Check(check::Args),
     /// The service: Kafka in, KPIs and alerts out, HTTP served.
     Run(run::Args),
+    /// Train a churn model from event history (linfa), with a model card.
+    Train(model::TrainArgs),
+    /// Evaluate a churn model at a later time, against two baselines.
+    Evaluate(model::EvaluateArgs),
+    /// Score every trader seen up to a time, as CSV.
+    Score(model::ScoreArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -49,6 +56,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Check(a) => check::run(a),
         Command::Run(a) => run::run(a),
+        Command::Train(a) => model::run_train(a),
+        Command::Evaluate(a) => model::run_evaluate(a),
+        Command::Score(a) => model::run_score(a),
     }
 }
 

@@ -21,6 +21,22 @@ pub(crate) fn fixed_hasher() -> RandomState {
     )
 }
 
+/// FNV-1a, 64 bits: a hash that never changes between builds or crate
+/// versions, for ids that leave the process (alert ids, model versions).
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// A two-way map between strings and dense integer ids.
 ///
 /// With a `capacity`, strings past it all map to one overflow id whose text

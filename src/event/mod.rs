@@ -17,6 +17,6 @@ pub mod time;
 mod tests;
 
 pub use decode::{DecodeConfig, Decoder};
-pub use intern::{Interner, Sym, TraderId};
+pub use intern::{Interner, Sym, TraderId, stable_hash};
 pub use model::*;
 pub use reason::{Invalid, Reason};

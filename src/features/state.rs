@@ -3,6 +3,7 @@
 
 use crate::event::{Body, DepositStatus, Event, Sym, TradeStatus, TraderId};
 
+use super::behaviour::Behaviour;
 use super::segment::{Segment, SegmentThresholds};
 
 /// "Never" for optional times, so that the state stays plain integers.
@@ -26,6 +27,8 @@ pub struct TraderState {
     /// Latest event time of any kind.
     pub last_event_ts: i64,
     pub trade_count: u32,
+    /// Decayed activity sums, gaps and streaks: what the model reads.
+    pub behaviour: Behaviour,
 }
 
 impl Default for TraderState {
@@ -42,6 +45,7 @@ impl Default for TraderState {
             last_login_ts: NEVER,
             last_event_ts: NEVER,
             trade_count: 0,
+            behaviour: Behaviour::default(),
         }
     }
 }
@@ -71,6 +75,7 @@ impl Traders {
         }
         let s = &mut self.rows[idx];
         s.last_event_ts = s.last_event_ts.max(e.ts);
+        s.behaviour.apply(e);
         match &e.body {
             Body::Signup(x) => {
                 if s.signup_ts == NEVER || e.ts < s.signup_ts {

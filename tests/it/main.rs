@@ -6,5 +6,6 @@ mod dashboards;
 mod demo;
 mod kafka;
 mod kpis;
+mod model;
 mod replay;
 mod simulate;

@@ -1,0 +1,224 @@
+//! `pulse train`, `pulse evaluate` and `pulse score`: the quants' commands.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::{duration_arg, instant_arg};
+use veloc_pulse::event::time::{DAY_MS, format_rfc3339_ms};
+use veloc_pulse::model::{
+    Bands, EvalConfig, History, Model, TrainConfig, evaluate, model_card, train, write_scores,
+};
+
+/// `pulse train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// NDJSON event history (invalid and duplicate lines are skipped and counted).
+    #[arg(long)]
+    events: PathBuf,
+    /// Snapshot time (repeatable). The last one is the validation snapshot,
+    /// later than all training data; with one cutoff, a training cutoff one
+    /// horizon earlier is added.
+    #[arg(long = "cutoff", value_parser = instant_arg, required = true)]
+    cutoffs: Vec<i64>,
+    /// Churn horizon: churned = no trade and no approved deposit in (cutoff, cutoff + horizon].
+    #[arg(long, value_parser = duration_arg, default_value = "30d")]
+    horizon: i64,
+    /// Only traders with a trade or approved deposit this long before a cutoff are examples.
+    #[arg(long, value_parser = duration_arg, default_value = "90d")]
+    active_within: i64,
+    /// Where the artifact goes; the model card goes beside it (`.md`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Model name [default: the file name of --out without extension].
+    #[arg(long)]
+    name: Option<String>,
+    /// Band thresholds of the calibrated probability: medium,high,critical.
+    #[arg(long, default_value = "0.3,0.6,0.85", value_parser = bands_arg)]
+    bands: Bands,
+    /// Trees of the forest candidate.
+    #[arg(long, default_value_t = 40)]
+    trees: usize,
+    /// Seed of the forest's row and feature sampling.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+}
+
+fn bands_arg(s: &str) -> Result<Bands, String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{s:?}: {e}; expected three numbers like 0.3,0.6,0.85"))?;
+    match v[..] {
+        [medium, high, critical]
+            if 0.0 < medium && medium < high && high < critical && critical < 1.0 =>
+        {
+            Ok(Bands {
+                medium,
+                high,
+                critical,
+            })
+        }
+        _ => Err(format!(
+            "{s:?}: expected medium,high,critical with 0 < medium < high < critical < 1"
+        )),
+    }
+}
+
+fn load_history(path: &std::path::Path) -> anyhow::Result<History> {
+    let h = History::load(path)?;
+    eprintln!(
+        "{}: {} events from {} to {} ({} lines skipped as invalid or duplicate)",
+        path.display(),
+        h.events.len(),
+        format_rfc3339_ms(h.first_ts()),
+        format_rfc3339_ms(h.last_ts()),
+        h.skipped
+    );
+    Ok(h)
+}
+
+pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let history = load_history(&a.events)?;
+    let name = a.name.clone().unwrap_or_else(|| {
+        a.out
+            .file_stem()
+            .map_or_else(|| "churn".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let mut cfg = TrainConfig::new(&name, a.cutoffs.clone(), a.horizon, a.active_within);
+    cfg.bands = a.bands;
+    cfg.forest.trees = a.trees.max(1);
+    cfg.forest.seed = a.seed;
+    let model = train(&history, &cfg)?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    model.save(&a.out)?;
+    let card = a.out.with_extension("md");
+    std::fs::write(&card, model_card(&model))
+        .with_context(|| format!("writing {}", card.display()))?;
+    let t = &model.training;
+    println!(
+        "trained {} {} on {} examples ({:.1}% churned) at {}; validated at {} on {} examples",
+        model.name,
+        model.version,
+        t.training_examples,
+        100.0 * t.training_churn_rate,
+        t.training_cutoffs.join(", "),
+        t.validation_cutoff,
+        t.validation_examples
+    );
+    for c in &model.validation.candidates {
+        let mark = if c.name == model.validation.chosen {
+            "  <- chosen"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<9} validation ROC AUC {:.4}  PR AUC {:.4}{mark}",
+            c.name, c.roc_auc, c.pr_auc
+        );
+    }
+    println!("wrote {} and {}", a.out.display(), card.display());
+    Ok(())
+}
+
+/// `pulse evaluate`.
+#[derive(clap::Args, Debug)]
+pub struct EvaluateArgs {
+    /// NDJSON event history.
+    #[arg(long)]
+    events: PathBuf,
+    /// Scoring time; labels come from (at, at + horizon].
+    #[arg(long, value_parser = instant_arg)]
+    at: i64,
+    /// Churn horizon.
+    #[arg(long, value_parser = duration_arg, default_value = "30d")]
+    horizon: i64,
+    /// Only traders with a trade or approved deposit this long before --at
+    /// are evaluated [default: the model's own training population].
+    #[arg(long, value_parser = duration_arg)]
+    active_within: Option<i64>,
+    /// Model artifact.
+    #[arg(long)]
+    model: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
+    let model = Model::load(&a.model)?;
+    let history = load_history(&a.events)?;
+    if (a.horizon as f64 / DAY_MS as f64 - model.horizon_days).abs() > 1e-9 {
+        eprintln!(
+            "note: evaluating a {}-day model at a {}-day horizon",
+            model.horizon_days,
+            a.horizon as f64 / DAY_MS as f64
+        );
+    }
+    let report = evaluate(
+        &history,
+        &model,
+        EvalConfig {
+            at: a.at,
+            horizon_ms: a.horizon,
+            active_within_ms: a
+                .active_within
+                .unwrap_or((model.training.active_within_days * DAY_MS as f64).round() as i64),
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+/// `pulse score`.
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    /// NDJSON event history.
+    #[arg(long)]
+    events: PathBuf,
+    /// Scoring time: only events up to it are read.
+    #[arg(long, value_parser = instant_arg)]
+    at: i64,
+    /// Model artifact.
+    #[arg(long)]
+    model: PathBuf,
+    /// CSV output (`trader_id,churn_score,band,reasons`), `-` for stdout.
+    #[arg(long, default_value = "-")]
+    out: PathBuf,
+}
+
+pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
+    let model = Model::load(&a.model)?;
+    let history = load_history(&a.events)?;
+    let n = if a.out.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut w = BufWriter::new(stdout.lock());
+        let n = write_scores(&history, &model, a.at, &mut w)?;
+        w.flush()?;
+        n
+    } else {
+        let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+        let mut w = BufWriter::new(file);
+        let n = write_scores(&history, &model, a.at, &mut w)
+            .with_context(|| format!("writing {}", a.out.display()))?;
+        w.flush()?;
+        eprintln!("wrote {n} scores to {}", a.out.display());
+        n
+    };
+    if n == 0 {
+        eprintln!(
+            "note: no trader had an event before {}",
+            format_rfc3339_ms(a.at)
+        );
+    }
+    Ok(())
+}

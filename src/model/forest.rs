@@ -1,0 +1,231 @@
+//! A bagged forest of linfa decision trees, stored flat for fast scoring.
+//!
+//! linfa's trees predict a class; a churn score needs a probability, so
+//! each fitted tree is copied into flat arrays and every node gets the
+//! churn share of the training rows that reach it. The score is the mean
+//! leaf share over trees; the same node shares explain a score (each split
+//! on a trader's path moves the share, and the move is credited to the
+//! split's feature).
+
+use linfa::Dataset;
+use linfa::prelude::Fit;
+use linfa_trees::{DecisionTree, TreeNode};
+use ndarray::{Array1, Array2};
+use rand::rngs::StdRng;
+use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+
+/// Hyper-parameters of the forest.
+#[derive(Debug, Clone, Copy)]
+pub struct ForestParams {
+    pub trees: usize,
+    pub max_depth: usize,
+    /// Minimum training rows in a leaf.
+    pub min_leaf: f32,
+    /// Share of the features each tree may split on.
+    pub feature_share: f64,
+    /// Rows drawn (with replacement) per tree, at most.
+    pub max_rows: usize,
+    pub seed: u64,
+}
+
+impl Default for ForestParams {
+    fn default() -> Self {
+        Self {
+            trees: 60,
+            max_depth: 10,
+            min_leaf: 10.0,
+            feature_share: 0.5,
+            max_rows: 30_000,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// One tree in flat arrays; a leaf has `feature == LEAF`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub feature: Vec<u32>,
+    pub threshold: Vec<f64>,
+    pub left: Vec<u32>,
+    pub right: Vec<u32>,
+    /// Churn share of the training rows reaching the node.
+    pub value: Vec<f64>,
+}
+
+const LEAF: u32 = u32::MAX;
+
+impl Tree {
+    /// The leaf share for `x` (go left when `x[f] < threshold`, as linfa).
+    #[inline]
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let mut n = 0usize;
+        loop {
+            let f = self.feature[n];
+            if f == LEAF {
+                return self.value[n];
+            }
+            n = if x[f as usize] < self.threshold[n] {
+                self.left[n]
+            } else {
+                self.right[n]
+            } as usize;
+        }
+    }
+
+    /// Adds each split's move of the churn share along `x`'s path to
+    /// `contrib[feature]`.
+    pub fn explain(&self, x: &[f64], contrib: &mut [f64]) {
+        let mut n = 0usize;
+        while self.feature[n] != LEAF {
+            let f = self.feature[n] as usize;
+            let child = if x[f] < self.threshold[n] {
+                self.left[n]
+            } else {
+                self.right[n]
+            } as usize;
+            contrib[f] += self.value[child] - self.value[n];
+            n = child;
+        }
+    }
+
+    /// Checks the structure: indices in range, children after parents.
+    pub fn validate(&self, width: usize) -> Result<(), String> {
+        let n = self.feature.len();
+        if n == 0
+            || [
+                self.threshold.len(),
+                self.left.len(),
+                self.right.len(),
+                self.value.len(),
+            ]
+            .iter()
+            .any(|&l| l != n)
+        {
+            return Err("arrays of different lengths or empty".into());
+        }
+        for i in 0..n {
+            if self.feature[i] == LEAF {
+                continue;
+            }
+            if self.feature[i] as usize >= width {
+                return Err(format!(
+                    "node {i} splits on feature {} of {width}",
+                    self.feature[i]
+                ));
+            }
+            for c in [self.left[i], self.right[i]] {
+                if c as usize <= i || c as usize >= n {
+                    return Err(format!("node {i} has child {c} out of order"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies a linfa tree; `features` maps the tree's columns to ours.
+fn flatten(root: &TreeNode<f64, bool>, features: &[usize], out: &mut Tree) {
+    let at = out.feature.len();
+    out.feature.push(LEAF);
+    out.threshold.push(0.0);
+    out.left.push(0);
+    out.right.push(0);
+    out.value.push(0.0);
+    if root.is_leaf() {
+        return;
+    }
+    let children = root.children();
+    let (Some(left), Some(right)) = (children[0].as_deref(), children[1].as_deref()) else {
+        return;
+    };
+    let (f, threshold, _) = root.split();
+    out.feature[at] = features[f] as u32;
+    out.threshold[at] = threshold;
+    out.left[at] = out.feature.len() as u32;
+    flatten(left, features, out);
+    out.right[at] = out.feature.len() as u32;
+    flatten(right, features, out);
+}
+
+/// Fills node shares from the rows `rows` of `x` (Laplace-smoothed, so a
+/// small leaf never claims certainty).
+fn fill_values(tree: &mut Tree, x: &[Vec<f64>], y: &[bool], rows: &[usize]) {
+    let n = tree.feature.len();
+    let (mut pos, mut tot) = (vec![0.0; n], vec![0.0; n]);
+    for &r in rows {
+        let mut node = 0usize;
+        loop {
+            tot[node] += 1.0;
+            pos[node] += f64::from(u8::from(y[r]));
+            let f = tree.feature[node];
+            if f == LEAF {
+                break;
+            }
+            node = if x[r][f as usize] < tree.threshold[node] {
+                tree.left[node]
+            } else {
+                tree.right[node]
+            } as usize;
+        }
+    }
+    for i in 0..n {
+        tree.value[i] = (pos[i] + 1.0) / (tot[i] + 2.0);
+    }
+}
+
+/// Fits the forest on rows `x` (already standardised) with labels `y`.
+pub fn fit(x: &[Vec<f64>], y: &[bool], p: ForestParams) -> Result<Vec<Tree>, ModelError> {
+    let (n, width) = (x.len(), x.first().map_or(0, Vec::len));
+    if n == 0 || width == 0 {
+        return Err(ModelError::Training("no training rows".into()));
+    }
+    let mut rng = StdRng::seed_from_u64(p.seed);
+    let per_tree = ((width as f64 * p.feature_share).ceil() as usize).clamp(1, width);
+    let rows_per_tree = n.min(p.max_rows);
+    let mut trees = Vec::with_capacity(p.trees);
+    for _ in 0..p.trees {
+        let rows: Vec<usize> = (0..rows_per_tree).map(|_| rng.random_range(0..n)).collect();
+        let mut features = sample(&mut rng, width, per_tree).into_vec();
+        features.sort_unstable();
+        let records = Array2::from_shape_fn((rows.len(), features.len()), |(i, j)| {
+            x[rows[i]][features[j]]
+        });
+        let targets: Array1<bool> = rows.iter().map(|&r| y[r]).collect();
+        let params = DecisionTree::params()
+            .max_depth(Some(p.max_depth))
+            .min_weight_leaf(p.min_leaf)
+            .min_weight_split(2.0 * p.min_leaf);
+        // linfa breaks a tie between classes in a leaf by hash-map order
+        // (random per process) and then prunes siblings that predict the
+        // same class: a weight a hair above 1 on churners makes ties
+        // impossible in practice, so the same seed gives the same trees.
+        let weights: Array1<f32> = rows
+            .iter()
+            .map(|&r| if y[r] { 1.0 + f32::EPSILON * 8192.0 } else { 1.0 })
+            .collect();
+        let fitted = params
+            .fit(&Dataset::new(records, targets).with_weights(weights))
+            .map_err(|e| ModelError::Training(format!("decision tree: {e}")))?;
+        let mut tree = Tree {
+            feature: Vec::new(),
+            threshold: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+            value: Vec::new(),
+        };
+        flatten(fitted.root_node(), &features, &mut tree);
+        fill_values(&mut tree, x, y, &rows);
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
+/// Mean leaf share over `trees`.
+#[inline]
+pub fn predict(trees: &[Tree], x: &[f64]) -> f64 {
+    trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len().max(1) as f64
+}

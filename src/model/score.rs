@@ -1,0 +1,66 @@
+//! `pulse score`: every trader seen up to a time, with score, band and the
+//! reasons behind the score, as CSV.
+
+use std::io::Write;
+
+use super::ModelError;
+use super::artifact::Model;
+use super::dataset::{History, Population, snapshots};
+use super::evaluate::space_for;
+
+/// How many reasons each row lists.
+const REASONS: usize = 3;
+
+/// Writes `trader_id,churn_score,band,reasons` for every trader seen up to
+/// `at` and returns how many rows were written.
+pub fn write_scores(
+    history: &History,
+    model: &Model,
+    at: i64,
+    out: &mut impl Write,
+) -> Result<usize, std::io::Error> {
+    let space = space_for(model, history);
+    let snap = snapshots(history, &space, &[at], None, Population::Everyone)
+        .pop()
+        .expect("one snapshot");
+    writeln!(out, "trader_id,churn_score,band,reasons")?;
+    let mut buf = Vec::with_capacity(snap.width);
+    for i in 0..snap.len() {
+        buf.clear();
+        buf.extend_from_slice(snap.row(i));
+        let score = model.score(&mut buf);
+        let reasons = model
+            .reasons(snap.row(i), REASONS)
+            .iter()
+            .map(|r| format!("{}={} (baseline {})", r.feature, r.value, r.baseline))
+            .collect::<Vec<_>>()
+            .join("; ");
+        writeln!(
+            out,
+            "{},{:.6},{},\"{}\"",
+            csv_field(history.trader_name(snap.traders[i])),
+            score,
+            model.bands.band(score).as_str(),
+            reasons.replace('"', "\"\"")
+        )?;
+    }
+    Ok(snap.len())
+}
+
+/// A trader id as a CSV field (quoted when it needs to be).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+impl From<std::io::Error> for ModelError {
+    fn from(source: std::io::Error) -> Self {
+        ModelError::Io {
+            path: "-".into(),
+            source,
+        }
+    }
+}

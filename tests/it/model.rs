@@ -1,0 +1,327 @@
+//! `pulse train / evaluate / score` and the feature code path they share
+//! with the live service.
+
+use std::path::Path;
+
+use veloc_pulse::features::FeatureSpace;
+use veloc_pulse::model::{History, Model, Population, snapshots};
+use veloc_pulse::pipeline::{Ingest, Outcome};
+
+use crate::common::{pulse, pulse_ok, scratch, simulated};
+
+/// Training cutoffs every 15 days, validated on 2026-06-25; evaluation at
+/// 2026-07-25, whose 30-day labels no training or validation label saw.
+const CUTOFFS: [&str; 6] = [
+    "2026-03-27",
+    "2026-04-11",
+    "2026-04-26",
+    "2026-05-11",
+    "2026-05-26",
+    "2026-06-25",
+];
+
+fn train_args<'a>(events: &'a str, out: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--events",
+        events,
+        "--out",
+        out,
+        "--horizon",
+        "30d",
+    ];
+    args.extend(["--active-within", "30d"]);
+    for c in CUTOFFS {
+        args.extend(["--cutoff", c]);
+    }
+    args
+}
+
+#[test]
+fn model_beats_recency_and_rfm_on_a_later_unseen_time() {
+    let dir = scratch();
+    let events = simulated(dir.path(), 7, 20_000, 240);
+    let events = events.to_str().unwrap();
+    let model = dir.path().join("churn.json");
+    let model = model.to_str().unwrap();
+    pulse_ok(&train_args(events, model));
+    assert!(
+        Path::new(&model.replace(".json", ".md")).exists(),
+        "model card beside the artifact"
+    );
+
+    let out = pulse_ok(&[
+        "evaluate",
+        "--events",
+        events,
+        "--at",
+        "2026-07-25",
+        "--horizon",
+        "30d",
+        "--model",
+        model,
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let get =
+        |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    let (roc, pr) = (get(&r, "roc_auc"), get(&r, "pr_auc"));
+    for base in ["recency", "rfm_logistic"] {
+        let b = &r["baselines"][base];
+        assert!(
+            roc > get(b, "roc_auc"),
+            "ROC AUC {roc} vs {base} {}",
+            b["roc_auc"]
+        );
+        assert!(
+            pr > get(b, "pr_auc"),
+            "PR AUC {pr} vs {base} {}",
+            b["pr_auc"]
+        );
+    }
+    assert!(roc > 0.75, "ROC AUC {roc}");
+    for k in ["top_5", "top_10", "top_20"] {
+        assert!(r["precision_at"][k].as_f64().is_some(), "precision_at.{k}");
+        assert!(r["recall_at"][k].as_f64().is_some(), "recall_at.{k}");
+    }
+    let bands = r["bands"].as_array().unwrap();
+    assert_eq!(bands.len(), 4);
+    assert_eq!(r["deciles"].as_array().unwrap().len(), 10);
+    // Calibrated: realised churn rises with the band, and the predicted
+    // mean of each populated band is within 0.1 of what happened.
+    let realised: Vec<f64> = bands.iter().map(|b| get(b, "realised")).collect();
+    assert!(
+        realised.windows(2).all(|w| w[0] < w[1]),
+        "realised by band {realised:?}"
+    );
+    for b in bands
+        .iter()
+        .filter(|b| b["traders"].as_u64().unwrap() >= 100)
+    {
+        assert!(
+            (get(b, "predicted") - get(b, "realised")).abs() < 0.1,
+            "band {b}"
+        );
+    }
+
+    // The text report says the same.
+    let text = pulse_ok(&[
+        "evaluate",
+        "--events",
+        events,
+        "--at",
+        "2026-07-25",
+        "--model",
+        model,
+    ]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    for needle in [
+        "recency baseline",
+        "RFM logistic",
+        "calibration by decile",
+        "calibration by band",
+    ] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
+
+    // Scores for every trader seen, with bands and reasons.
+    let csv = dir.path().join("scores.csv");
+    pulse_ok(&[
+        "score",
+        "--events",
+        events,
+        "--at",
+        "2026-07-25",
+        "--model",
+        model,
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(csv).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("trader_id,churn_score,band,reasons"));
+    let history = History::load(Path::new(events)).unwrap();
+    let cutoff = veloc_pulse::event::time::parse_instant_ms("2026-07-25").unwrap();
+    let seen: std::collections::HashSet<u32> = history
+        .events
+        .iter()
+        .filter(|e| e.ts <= cutoff)
+        .map(|e| e.trader)
+        .collect();
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), seen.len(), "one row per trader seen");
+    for row in rows.iter().take(500) {
+        let cols: Vec<&str> = row.splitn(4, ',').collect();
+        let score: f64 = cols[1].parse().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{row}");
+        assert!(
+            ["low", "medium", "high", "critical"].contains(&cols[2]),
+            "{row}"
+        );
+        assert!(cols[3].starts_with('"') && cols[3].ends_with('"'), "{row}");
+    }
+}
+
+#[test]
+fn training_is_reproducible_and_refuses_a_horizon_past_the_data() {
+    let dir = scratch();
+    let events = simulated(dir.path(), 3, 4_000, 150);
+    let events = events.to_str().unwrap();
+    let run = |out: &str| {
+        pulse_ok(&[
+            "train",
+            "--events",
+            events,
+            "--cutoff",
+            "2026-03-01",
+            "--cutoff",
+            "2026-04-01",
+            "--out",
+            out,
+            "--trees",
+            "10",
+            "--name",
+            "churn",
+        ]);
+        std::fs::read(out).unwrap()
+    };
+    let a = run(dir.path().join("a.json").to_str().unwrap());
+    let b = run(dir.path().join("b.json").to_str().unwrap());
+    assert!(a == b, "same history and flags must give the same artifact");
+    let m: Model = serde_json::from_slice(&a).unwrap();
+    assert!(m.validate().is_ok());
+    assert!(m.version.starts_with("20260401-"), "{}", m.version);
+
+    // The data ends 2026-05-30: a cutoff on 2026-05-15 has no 30 days of labels.
+    let out = pulse()
+        .args([
+            "train",
+            "--events",
+            events,
+            "--cutoff",
+            "2026-04-01",
+            "--cutoff",
+            "2026-05-15",
+        ])
+        .args(["--out", dir.path().join("c.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cutoff 2026-05-15T00:00:00.000Z") && err.contains("past the end"),
+        "{err}"
+    );
+}
+
+/// Writes the lines of `events` whose type is one of `types`.
+fn filtered(events: &Path, types: &[&str], out: &Path) {
+    let text = std::fs::read_to_string(events).unwrap();
+    let keep: String = text
+        .lines()
+        .filter(|l| {
+            types
+                .iter()
+                .any(|t| l.contains(&format!("\"type\":\"{t}\"")))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!keep.is_empty());
+    std::fs::write(out, keep).unwrap();
+}
+
+#[test]
+fn histories_of_deposits_only_or_trades_only_train_and_evaluate() {
+    let dir = scratch();
+    let events = simulated(dir.path(), 5, 6_000, 150);
+    for types in [&["deposit"][..], &["trade"][..]] {
+        let part = dir.path().join(format!("{}.ndjson", types[0]));
+        filtered(&events, types, &part);
+        let part = part.to_str().unwrap();
+        let model = dir.path().join(format!("{}.json", types[0]));
+        let model = model.to_str().unwrap();
+        pulse_ok(&[
+            "train",
+            "--events",
+            part,
+            "--cutoff",
+            "2026-03-01",
+            "--cutoff",
+            "2026-04-01",
+            "--out",
+            model,
+            "--trees",
+            "10",
+        ]);
+        let out = pulse_ok(&[
+            "evaluate",
+            "--events",
+            part,
+            "--at",
+            "2026-04-20",
+            "--model",
+            model,
+            "--json",
+        ]);
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let roc = r["roc_auc"].as_f64().unwrap();
+        assert!(roc > 0.6, "{types:?}: ROC AUC {roc}");
+    }
+}
+
+#[test]
+fn offline_snapshots_and_the_live_state_give_the_same_vectors() {
+    let dir = scratch();
+    let path = dir.path().join("ordered.ndjson");
+    pulse_ok(&[
+        "simulate",
+        "--seed",
+        "9",
+        "--traders",
+        "1500",
+        "--days",
+        "50",
+        "--disorder",
+        "0s",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    // Online: the ingest stage of the live engine, message by message.
+    let mut live = Ingest::default();
+    let text = std::fs::read(&path).unwrap();
+    let mut last = i64::MIN;
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if let Outcome::Valid(e) = live.ingest(line, i64::MAX / 2) {
+            assert!(
+                e.ts >= last,
+                "the file must be in event-time order for this test"
+            );
+            last = e.ts;
+        }
+    }
+    // Offline: the training snapshot at the same time.
+    let history = History::load(&path).unwrap();
+    let channels = history.channels(12);
+    let mut space = FeatureSpace::new(channels.clone());
+    space.resolve(&mut history.ingest.decoder.symbols.clone());
+    let at = history.last_ts();
+    let snap = snapshots(&history, &space, &[at], None, Population::Everyone)
+        .pop()
+        .unwrap();
+    assert!(snap.len() > 1000);
+
+    let mut live_space = FeatureSpace::new(channels);
+    live_space.resolve(&mut live.decoder.symbols);
+    let mut v = Vec::new();
+    for (i, &t) in snap.traders.iter().enumerate() {
+        // Same interning order, so the same dense ids.
+        let state = live.traders.get(t).unwrap();
+        live_space.vector(state, &live.traders.thresholds, at, &mut v);
+        assert_eq!(
+            v.as_slice(),
+            snap.row(i),
+            "trader {}",
+            history.trader_name(t)
+        );
+    }
+}
