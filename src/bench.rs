@@ -5,7 +5,12 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::alert::AlertsSection;
+use crate::model::Model;
 
 use crate::event::raw::RawTs;
 use crate::pipeline::{Engine, EngineConfig, Ingest, IngestConfig, Outcome, Processed};
@@ -66,13 +71,25 @@ pub struct BenchReport {
     pub pipeline_events_per_s: f64,
     /// pipeline / bare decode.
     pub ratio: f64,
-    /// The full KPI path: ingest, windows, every catalogue pipeline, final flush.
+    /// The KPI path: ingest, windows, every catalogue pipeline, final flush;
+    /// alert rules off.
     pub kpi_events_per_s: f64,
     /// KPI path / bare decode.
     pub kpi_ratio: f64,
     pub kpi_rows: u64,
     pub pipelines: usize,
     pub traders: usize,
+    /// KPI path plus the default alert rules, no model.
+    pub rules_events_per_s: f64,
+    /// Everything: KPI path, alert rules, churn scoring with the bundled model.
+    pub full_events_per_s: f64,
+    /// Full path / bare decode.
+    pub full_ratio: f64,
+    pub alerts: u64,
+    /// Traders scored by the model in the full path.
+    pub scored: u64,
+    /// Cost of one scoring (full − rules time / scorings), microseconds.
+    pub scoring_us: f64,
 }
 
 /// Simulates at least `min_events` events, then measures the bare decode and
@@ -114,8 +131,8 @@ pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
     let mut bare_best = f64::MAX;
     let mut pipe_best = f64::MAX;
     let mut kpi_best = f64::MAX;
-    let mut kpi_rows = 0;
-    let mut pipelines = 0;
+    let (mut rules_best, mut full_best) = (f64::MAX, f64::MAX);
+    let (mut kpi_rows, mut pipelines, mut alerts, mut scored) = (0, 0, 0, 0);
     let mut traders_seen = 0;
     for _ in 0..rounds.max(1) {
         let t = Instant::now();
@@ -137,21 +154,17 @@ pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
         assert_eq!(valid, n, "every simulated event is valid and new");
         traders_seen = ingest.traders.len();
 
-        let t = Instant::now();
-        let mut engine =
-            Engine::new(EngineConfig::default(), None).expect("the built-in catalogue plans");
-        let mut valid = 0u64;
-        for (i, l) in lines.iter().enumerate() {
-            valid += u64::from(matches!(engine.process(l, 0, now), Processed::Valid));
-            if i % 4096 == 0 {
-                engine.maybe_emit();
+        for (stage, best) in [
+            (Stage::Kpi, &mut kpi_best),
+            (Stage::Rules, &mut rules_best),
+            (Stage::Full, &mut full_best),
+        ] {
+            let r = run_engine(&lines, stage, now);
+            *best = best.min(r.seconds);
+            if stage == Stage::Full {
+                (kpi_rows, pipelines, alerts, scored) = (r.rows, r.pipelines, r.alerts, r.scored);
             }
         }
-        engine.finish();
-        kpi_best = kpi_best.min(t.elapsed().as_secs_f64());
-        assert_eq!(valid, n, "every simulated event lands in a window");
-        kpi_rows = engine.outputs.rows;
-        pipelines = engine.pipeline_names().len();
     }
     let bare = n as f64 / bare_best;
     let pipe = n as f64 / pipe_best;
@@ -167,5 +180,73 @@ pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
         kpi_rows,
         pipelines,
         traders: traders_seen,
+        rules_events_per_s: n as f64 / rules_best,
+        full_events_per_s: n as f64 / full_best,
+        full_ratio: n as f64 / full_best / bare,
+        alerts,
+        scored,
+        scoring_us: if scored > 0 {
+            (full_best - rules_best).max(0.0) * 1e6 / scored as f64
+        } else {
+            0.0
+        },
+    }
+}
+
+/// What the engine runs in a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Windows and SQL pipelines; every alert rule off.
+    Kpi,
+    /// Plus the default alert rules, no model.
+    Rules,
+    /// Plus churn scoring with the bundled model.
+    Full,
+}
+
+struct EngineRun {
+    seconds: f64,
+    rows: u64,
+    pipelines: usize,
+    alerts: u64,
+    scored: u64,
+}
+
+fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
+    let mut engine =
+        Engine::new(EngineConfig::default(), None).expect("the built-in catalogue plans");
+    let section = match stage {
+        Stage::Kpi => AlertsSection::disabled(),
+        Stage::Rules | Stage::Full => AlertsSection::default(),
+    };
+    engine
+        .risk
+        .set_rules(section.resolve().expect("valid rules"));
+    if stage == Stage::Full {
+        engine
+            .risk
+            .use_model(Arc::new(Model::bundled()), &mut engine.ingest, false);
+    }
+    let t = Instant::now();
+    let mut valid = 0u64;
+    for (i, l) in lines.iter().enumerate() {
+        valid += u64::from(matches!(engine.process(l, 0, now), Processed::Valid));
+        if i % 4096 == 0 {
+            engine.maybe_emit();
+        }
+    }
+    engine.finish();
+    let seconds = t.elapsed().as_secs_f64();
+    assert_eq!(
+        valid,
+        lines.len() as u64,
+        "every simulated event lands in a window"
+    );
+    EngineRun {
+        seconds,
+        rows: engine.outputs.rows,
+        pipelines: engine.pipeline_names().len(),
+        alerts: engine.risk.outputs.sent.iter().sum(),
+        scored: engine.risk.scorer.as_ref().map_or(0, |s| s.scored),
     }
 }

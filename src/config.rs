@@ -32,6 +32,29 @@ pub struct Config {
     pub pipelines: PipelinesSection,
     /// File outputs.
     pub outputs: OutputsSection,
+    /// The churn model.
+    pub model: ModelSection,
+    /// Alert rules.
+    pub alerts: crate::alert::AlertsSection,
+}
+
+/// Churn model settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// Model artifact (relative to this file); no churn scoring when absent.
+    pub path: Option<PathBuf>,
+    /// How often the file is checked for a new version (wall clock).
+    pub reload_every: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            path: None,
+            reload_every: "5s".into(),
+        }
+    }
 }
 
 /// Kafka settings.
@@ -170,6 +193,11 @@ impl Config {
         {
             c.pipelines.dir = Some(base.join(dir));
         }
+        if let Some(model) = &c.model.path
+            && model.is_relative()
+        {
+            c.model.path = Some(base.join(model));
+        }
         c.validate().map_err(|problems| ConfigError::Invalid {
             path: path.to_owned(),
             problems,
@@ -199,6 +227,7 @@ impl Config {
             ("windows.disorder", &self.windows.disorder),
             ("windows.grace", &self.windows.grace),
             ("windows.idle_timeout", &self.windows.idle_timeout),
+            ("model.reload_every", &self.model.reload_every),
         ] {
             if let Err(e) = parse_duration_ms(value) {
                 problems.push(format!("{name}: {e}"));
@@ -236,6 +265,14 @@ impl Config {
             && !dir.is_dir()
         {
             problems.push(format!("pipelines.dir: {} is not a folder", dir.display()));
+        }
+        if let Err(p) = self.alerts.resolve() {
+            problems.extend(p);
+        }
+        if let Some(path) = &self.model.path
+            && let Err(e) = crate::model::Model::load(path)
+        {
+            problems.push(format!("model.path: {e}"));
         }
         if problems.is_empty() {
             Ok(())

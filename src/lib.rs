@@ -21,6 +21,9 @@
 //!   indexed by trader id; segments; the `traders` snapshot table.
 //! - [`model`]: the churn model: offline examples from history, linfa
 //!   training, evaluation against baselines, the artifact, scoring.
+//! - [`alert`]: risk alerts: per-trader rules (churn risk, inactivity,
+//!   activation, deposit recovery, VIP drop, security, AML), KPI drops,
+//!   online churn scoring on event time, the alert sinks.
 //! - [`metrics`]: the Prometheus registry and the product's metric names.
 //! - [`http`]: axum routes: `/metrics`, `/healthz`, `/readyz`, `/api/*`, the
 //!   live page.
@@ -29,6 +32,7 @@
 //! The `pulse` binary (`src/main.rs`, `src/cli/`) is the only place that
 //! turns errors into messages; the library returns typed errors.
 
+pub mod alert;
 pub mod bench;
 pub mod config;
 pub mod event;

@@ -53,6 +53,8 @@ pub struct Metrics {
     sink_errors: IntCounterVec,
     sink_retries: IntCounterVec,
     consumer_lag: IntGaugeVec,
+    /// Churn model and alert metrics.
+    pub risk: crate::alert::RiskMetrics,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -219,6 +221,7 @@ impl Metrics {
             .register(Box::new(consumer_lag.clone()))
             .expect("metric registered once");
         Self {
+            risk: crate::alert::RiskMetrics::new(&registry),
             sink_errors,
             sink_retries,
             consumer_lag,

@@ -46,5 +46,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         r.pipelines, r.kpi_rows, r.kpi_events_per_s
     );
     println!("  ratio KPI path / bare decode       {:>12.2}", r.kpi_ratio);
+    println!(
+        "  + alert rules (no model)           {:>12.0} events/s",
+        r.rules_events_per_s
+    );
+    println!(
+        "  + churn model (full pipeline)      {:>12.0} events/s  ({} alerts)",
+        r.full_events_per_s, r.alerts
+    );
+    println!(
+        "  ratio full pipeline / bare decode  {:>12.2}",
+        r.full_ratio
+    );
+    println!(
+        "  scoring: {} traders scored, {:.2} us each ({:.2} us per event)",
+        r.scored,
+        r.scoring_us,
+        r.scoring_us * r.scored as f64 / r.events.max(1) as f64
+    );
     Ok(())
 }

@@ -14,7 +14,9 @@ use veloc_pulse::metrics::Metrics;
 use veloc_pulse::pipeline::Engine;
 use veloc_pulse::sim::{SimConfig, Simulator};
 
+use super::risk::{ModelSource, RiskArgs, attach_risk, publish_risk};
 use super::{EngineArgs, duration_arg};
+use veloc_pulse::alert::AlertRules;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -35,6 +37,8 @@ pub struct Args {
     seed: u64,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    risk: RiskArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -46,7 +50,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     // The engine runs its queries on a runtime of its own, in the pipeline
     // thread; it is built before entering the HTTP runtime.
-    let engine = a.engine.build(true)?;
+    let mut engine = a.engine.build(true)?;
+    let model = match a.risk.model.clone() {
+        Some(path) => ModelSource::File {
+            path,
+            reload: Some(Duration::from_secs(2)),
+        },
+        None => ModelSource::Bundled,
+    };
+    attach_risk(
+        &mut engine,
+        AlertRules::default(),
+        model,
+        a.risk.alerts_out.as_deref(),
+    )?;
     runtime.block_on(async_main(a, engine))
 }
 
@@ -63,6 +80,12 @@ async fn async_main(a: Args, mut engine: Engine) -> anyhow::Result<()> {
     let state = AppState::new(Metrics::new("simulator"));
     engine.attach_metrics(state.metrics.clone());
     engine.outputs.board = Some(state.board.clone());
+    engine.risk.outputs.recent = Some(state.alerts.clone());
+    if let Some(s) = &engine.risk.scorer
+        && let Ok(m) = state.metrics.lock()
+    {
+        m.risk.model(&s.model.name, &s.model.version, false);
+    }
     if let Ok(mut s) = state.status.lock() {
         s.source = "simulator";
     }
@@ -153,6 +176,7 @@ fn feed(config: SimConfig, rate: f64, mut engine: Engine, state: &AppState, stop
                 &engine,
                 (engine.ingest.stats.read - last_read) as f64 / secs,
             );
+            publish_risk(state, &engine);
             last_read = engine.ingest.stats.read;
             last_tick = Instant::now();
         }
@@ -162,6 +186,8 @@ fn feed(config: SimConfig, rate: f64, mut engine: Engine, state: &AppState, stop
         }
     }
     publish(state, &engine, 0.0);
+    publish_risk(state, &engine);
+    engine.risk.outputs.flush();
 }
 
 /// Moves the engine's counters into the metrics and the status.

@@ -5,6 +5,7 @@ mod check;
 mod demo;
 mod model;
 mod replay;
+mod risk;
 mod run;
 mod simulate;
 

@@ -39,7 +39,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "0.3,0.6,0.85", value_parser = bands_arg)]
     bands: Bands,
     /// Trees of the forest candidate.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 30)]
     trees: usize,
     /// Seed of the forest's row and feature sampling.
     #[arg(long, default_value_t = 0x5eed)]

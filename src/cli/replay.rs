@@ -4,9 +4,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use veloc_pulse::alert::{AlertKind, AlertRules};
+use veloc_pulse::config::Config;
+use veloc_pulse::event::time::DAY_MS;
 use veloc_pulse::pipeline::{Engine, KpiSink, default_dlq_path, replay_file};
 
 use super::EngineArgs;
+use super::risk::{ModelSource, RiskArgs, attach_risk};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -24,6 +28,12 @@ pub struct Args {
     kpi_out: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    risk: RiskArgs,
+    /// Configuration file whose `[alerts]` rules (and `[model]` path, when
+    /// --model is absent) apply [default: the default rules].
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Print the summary as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -31,6 +41,19 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let mut engine: Engine = a.engine.build(false)?;
+    let config = match &a.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let rules: AlertRules = config
+        .alerts
+        .resolve()
+        .map_err(|p| anyhow::anyhow!("alert rules: {}", p.join("; ")))?;
+    let model = match a.risk.model.clone().or(config.model.path.clone()) {
+        Some(path) => ModelSource::File { path, reload: None },
+        None => ModelSource::None,
+    };
+    attach_risk(&mut engine, rules, model, a.risk.alerts_out.as_deref())?;
     if let Some(path) = &a.kpi_out {
         engine.outputs.sink = Some(
             KpiSink::create(path)
@@ -43,8 +66,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(e) = engine.outputs.sink_error.take() {
         return Err(e).context("cannot write the KPI file");
     }
+    if let Some(e) = engine.risk.outputs.error.take() {
+        return Err(e).context("cannot write the alerts file");
+    }
     let s = report.stats.summary();
     let secs = report.elapsed.as_secs_f64().max(1e-9);
+    // Alerts per 1,000 traders per day of event time, by kind.
+    let days = engine
+        .event_time_span()
+        .map_or(1.0, |(lo, hi)| ((hi - lo) as f64 / DAY_MS as f64).max(1.0));
+    let per_k = |n: u64| n as f64 * 1000.0 / (report.traders.max(1) as f64) / days;
+    let alerts: serde_json::Map<String, serde_json::Value> = AlertKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), engine.risk.outputs.count(*k).into()))
+        .collect();
+    let rates: serde_json::Map<String, serde_json::Value> = AlertKind::ALL
+        .iter()
+        .map(|k| {
+            let r = (per_k(engine.risk.outputs.count(*k)) * 1000.0).round() / 1000.0;
+            (k.as_str().to_string(), r.into())
+        })
+        .collect();
     if a.json {
         let out = serde_json::json!({
             "summary": s,
@@ -56,6 +98,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "pipelines": engine.pipeline_names(),
             "seconds": secs,
             "events_per_s": s.read as f64 / secs,
+            "alerts": alerts,
+            "alerts_per_1000_traders_per_day": rates,
+            "alert_duplicates_dropped": engine.risk.outputs.duplicates,
+            "model": engine.risk.scorer.as_ref().map(|s| s.model.version.clone()),
+            "scored": engine.risk.scorer.as_ref().map_or(0, |s| s.scored),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -92,6 +139,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         report.kpi_rows,
         engine.pipeline_names().len()
     );
+    println!(
+        "  alerts     {:>10}  ({} per 1,000 traders per day over {days:.0} days{})",
+        engine.risk.outputs.sent.iter().sum::<u64>(),
+        ((per_k(engine.risk.outputs.sent.iter().sum::<u64>())) * 100.0).round() / 100.0,
+        match &engine.risk.scorer {
+            Some(s) => format!("; model {}", s.model.version),
+            None => "; no churn model".into(),
+        }
+    );
+    for k in AlertKind::ALL {
+        let n = engine.risk.outputs.count(*k);
+        if n > 0 {
+            println!("    {:<18}{n:>8}  {:>8.3} /1k/day", k.as_str(), per_k(n));
+        }
+    }
     println!(
         "  {:.2}s, {:.0} events/s, {:.1} MB/s",
         secs,

@@ -16,7 +16,9 @@ use veloc_pulse::sink::KafkaSink;
 use veloc_pulse::source::{KafkaRun, run_kafka};
 
 use super::demo::publish;
+use super::risk::{ModelSource, attach_risk, publish_risk};
 use super::{duration_arg, pipelines_dir};
+use veloc_pulse::event::time::parse_duration_ms;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -38,6 +40,10 @@ pub struct Args {
     /// Write alerts here as JSONL.
     #[arg(long)]
     alerts_out: Option<PathBuf>,
+    /// Churn model artifact (overrides the file's `[model] path`); the
+    /// file is re-read when it changes.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// HTTP address (port 0 picks a free one).
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -72,6 +78,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     config.outputs.kpi_out = a.kpi_out.or(config.outputs.kpi_out);
     config.outputs.alerts_out = a.alerts_out.or(config.outputs.alerts_out);
+    if a.model.is_some() {
+        config.model.path = a.model;
+    }
     config.validate().map_err(|p| {
         anyhow::anyhow!(
             "configuration has {} problem(s):\n  {}",
@@ -97,12 +106,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot create KPI file {}", path.display()))?,
         );
     }
-    if let Some(path) = &config.outputs.alerts_out {
-        // Alerts come with the churn model; the file exists from the start
-        // so that consumers can tail it.
-        std::fs::File::create(path)
-            .with_context(|| format!("cannot create alerts file {}", path.display()))?;
-    }
+    let rules = config
+        .alerts
+        .resolve()
+        .map_err(|p| anyhow::anyhow!("alert rules: {}", p.join("; ")))?;
+    let model = match &config.model.path {
+        Some(path) => ModelSource::File {
+            path: path.clone(),
+            reload: Some(Duration::from_millis(
+                parse_duration_ms(&config.model.reload_every)
+                    .unwrap_or(5_000)
+                    .max(100) as u64,
+            )),
+        },
+        None => ModelSource::None,
+    };
+    attach_risk(
+        &mut engine,
+        rules,
+        model,
+        config.outputs.alerts_out.as_deref(),
+    )?;
+    engine.risk.outputs.recent = Some(state.alerts.clone());
+    // Live events: latency is measured from the alert's event time.
+    engine.risk.outputs.latency_from_event_time = true;
+    engine.risk.outputs.dedup_capacity = config.alerts.dedup_ids;
     let sink = KafkaSink::new(
         &config.kafka.brokers,
         &config.kafka.properties,
@@ -111,6 +139,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(topic) = &config.kafka.kpi_topic {
         engine.outputs.topic = Some((sink.clone(), topic.clone()));
     }
+    engine.risk.outputs.topic = Some((sink.clone(), config.kafka.alert_topic.clone()));
     if let Ok(mut s) = state.status.lock() {
         s.source = "kafka";
     }
@@ -168,6 +197,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             engine,
             (engine.ingest.stats.read - last_read) as f64 / secs,
         );
+        publish_risk(&state, engine);
         last_read = engine.ingest.stats.read;
         last = Instant::now();
     };
@@ -190,12 +220,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(e) = engine.outputs.sink_error.take() {
         return Err(e).context("cannot write the KPI file");
     }
+    engine.risk.outputs.flush();
+    if let Some(e) = engine.risk.outputs.error.take() {
+        return Err(e).context("cannot write the alerts file");
+    }
     sink.flush(Duration::from_secs(60))?;
     http_stop.notify_one();
     let _ = runtime.block_on(server);
     let s = engine.ingest.stats.summary();
     println!(
-        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows",
+        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows, {} alerts",
         report.stopped_by,
         s.read,
         s.valid,
@@ -205,7 +239,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         report.seconds,
         report.busy_seconds,
         s.read as f64 / report.busy_seconds.max(1e-9),
-        engine.outputs.rows
+        engine.outputs.rows,
+        engine.risk.outputs.sent.iter().sum::<u64>()
     );
     Ok(())
 }

@@ -4,4 +4,4 @@
 
 mod server;
 
-pub use server::{AppState, LiveStatus, router, serve};
+pub use server::{AppState, LiveStatus, ModelStatus, router, serve};

@@ -14,6 +14,7 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::alert::RECENT_ALERTS;
 use crate::metrics::Metrics;
 use crate::pipeline::{KpiBoard, SharedBoard, Summary};
 
@@ -29,6 +30,21 @@ pub struct LiveStatus {
     pub watermark: Option<String>,
     pub watermark_lag_s: Option<f64>,
     pub dead_letters: u64,
+    /// The churn model in use.
+    pub model: Option<ModelStatus>,
+    /// Traders per churn-risk band.
+    pub churn_bands: Option<std::collections::BTreeMap<&'static str, i64>>,
+    /// Alerts sent since the start.
+    pub alerts_sent: u64,
+}
+
+/// The churn model as `/api/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub name: String,
+    pub version: String,
+    pub estimator: String,
+    pub loaded_at: String,
 }
 
 /// What the handlers read; shared with the pipeline thread.
@@ -43,9 +59,6 @@ pub struct AppState {
     pub alerts: Arc<Mutex<VecDeque<serde_json::Value>>>,
     started: Instant,
 }
-
-/// Alerts kept for `/api/alerts`.
-pub const RECENT_ALERTS: usize = 500;
 
 /// Query of `/api/alerts`.
 #[derive(Debug, serde::Deserialize)]
@@ -139,9 +152,9 @@ async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
         "watermark": s.watermark,
         "watermark_lag_s": s.watermark_lag_s,
         "dead_letters": s.dead_letters,
-        "model": null,
-        "churn_bands": null,
-        "alerts_total": lock(&state.alerts).len(),
+        "model": s.model,
+        "churn_bands": s.churn_bands,
+        "alerts_total": s.alerts_sent,
     }))
 }
 

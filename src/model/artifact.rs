@@ -13,6 +13,8 @@ use crate::features::{FeatureSpace, SegmentThresholds};
 
 /// The `format` of every artifact.
 pub const FORMAT: &str = "veloc-pulse-churn-model";
+/// The default model, trained by the command in the README.
+const BUNDLED: &str = include_str!("../../models/churn-default.json");
 /// Version of the artifact layout this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -258,7 +260,19 @@ impl Model {
             path: path.to_owned(),
             source,
         })?;
-        let model: Model = serde_json::from_str(&text).map_err(|e| ModelError::Artifact {
+        Self::from_json(&text, path)
+    }
+
+    /// The model of `models/churn-default.json`, built into the binary so
+    /// that `pulse demo` scores from any folder.
+    pub fn bundled() -> Self {
+        Self::from_json(BUNDLED, Path::new("models/churn-default.json"))
+            .expect("the bundled model is valid (tested)")
+    }
+
+    /// Parses and validates artifact text; `path` names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, ModelError> {
+        let model: Model = serde_json::from_str(text).map_err(|e| ModelError::Artifact {
             path: path.to_owned(),
             problems: vec![format!("line {}, column {}: {e}", e.line(), e.column())],
         })?;

@@ -35,8 +35,8 @@ pub struct ForestParams {
 impl Default for ForestParams {
     fn default() -> Self {
         Self {
-            trees: 60,
-            max_depth: 10,
+            trees: 30,
+            max_depth: 8,
             min_leaf: 10.0,
             feature_share: 0.5,
             max_rows: 30_000,
@@ -45,9 +45,11 @@ impl Default for ForestParams {
     }
 }
 
-/// One tree in flat arrays; a leaf has `feature == LEAF`.
+/// One tree as stored in the artifact: flat arrays, a leaf has
+/// `feature == LEAF` (u32::MAX).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tree {
+#[serde(deny_unknown_fields)]
+pub struct TreeArrays {
     pub feature: Vec<u32>,
     pub threshold: Vec<f64>,
     pub left: Vec<u32>,
@@ -56,69 +58,113 @@ pub struct Tree {
     pub value: Vec<f64>,
 }
 
+/// One node, packed so that a step down the tree touches one cache line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Node {
+    threshold: f64,
+    value: f64,
+    feature: u32,
+    left: u32,
+    right: u32,
+}
+
+/// A tree ready to score (stored as [`TreeArrays`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TreeArrays", into = "TreeArrays")]
+pub struct Tree {
+    nodes: Vec<Node>,
+    /// Set when the arrays were of different lengths (reported by validate).
+    malformed: bool,
+}
+
 const LEAF: u32 = u32::MAX;
+
+impl From<TreeArrays> for Tree {
+    fn from(a: TreeArrays) -> Self {
+        let n = a.feature.len();
+        let malformed = [
+            a.threshold.len(),
+            a.left.len(),
+            a.right.len(),
+            a.value.len(),
+        ]
+        .iter()
+        .any(|&l| l != n);
+        let nodes = if malformed {
+            Vec::new()
+        } else {
+            (0..n)
+                .map(|i| Node {
+                    threshold: a.threshold[i],
+                    value: a.value[i],
+                    feature: a.feature[i],
+                    left: a.left[i],
+                    right: a.right[i],
+                })
+                .collect()
+        };
+        Self { nodes, malformed }
+    }
+}
+
+impl From<Tree> for TreeArrays {
+    fn from(t: Tree) -> Self {
+        Self {
+            feature: t.nodes.iter().map(|n| n.feature).collect(),
+            threshold: t.nodes.iter().map(|n| n.threshold).collect(),
+            left: t.nodes.iter().map(|n| n.left).collect(),
+            right: t.nodes.iter().map(|n| n.right).collect(),
+            value: t.nodes.iter().map(|n| n.value).collect(),
+        }
+    }
+}
 
 impl Tree {
     /// The leaf share for `x` (go left when `x[f] < threshold`, as linfa).
     #[inline]
     pub fn predict(&self, x: &[f64]) -> f64 {
-        let mut n = 0usize;
-        loop {
-            let f = self.feature[n];
-            if f == LEAF {
-                return self.value[n];
-            }
-            n = if x[f as usize] < self.threshold[n] {
-                self.left[n]
+        let mut n = &self.nodes[0];
+        while n.feature != LEAF {
+            let next = if x[n.feature as usize] < n.threshold {
+                n.left
             } else {
-                self.right[n]
-            } as usize;
+                n.right
+            };
+            n = &self.nodes[next as usize];
         }
+        n.value
     }
 
     /// Adds each split's move of the churn share along `x`'s path to
     /// `contrib[feature]`.
     pub fn explain(&self, x: &[f64], contrib: &mut [f64]) {
-        let mut n = 0usize;
-        while self.feature[n] != LEAF {
-            let f = self.feature[n] as usize;
-            let child = if x[f] < self.threshold[n] {
-                self.left[n]
-            } else {
-                self.right[n]
-            } as usize;
-            contrib[f] += self.value[child] - self.value[n];
-            n = child;
+        let mut n = &self.nodes[0];
+        while n.feature != LEAF {
+            let f = n.feature as usize;
+            let next = &self.nodes[if x[f] < n.threshold { n.left } else { n.right } as usize];
+            contrib[f] += next.value - n.value;
+            n = next;
         }
     }
 
     /// Checks the structure: indices in range, children after parents.
     pub fn validate(&self, width: usize) -> Result<(), String> {
-        let n = self.feature.len();
-        if n == 0
-            || [
-                self.threshold.len(),
-                self.left.len(),
-                self.right.len(),
-                self.value.len(),
-            ]
-            .iter()
-            .any(|&l| l != n)
-        {
+        if self.malformed || self.nodes.is_empty() {
             return Err("arrays of different lengths or empty".into());
         }
-        for i in 0..n {
-            if self.feature[i] == LEAF {
+        let len = self.nodes.len();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.feature == LEAF {
                 continue;
             }
-            if self.feature[i] as usize >= width {
+            if n.feature as usize >= width {
                 return Err(format!(
                     "node {i} splits on feature {} of {width}",
-                    self.feature[i]
+                    n.feature
                 ));
             }
-            for c in [self.left[i], self.right[i]] {
-                if c as usize <= i || c as usize >= n {
+            for c in [n.left, n.right] {
+                if c as usize <= i || c as usize >= len {
                     return Err(format!("node {i} has child {c} out of order"));
                 }
             }
@@ -128,7 +174,7 @@ impl Tree {
 }
 
 /// Copies a linfa tree; `features` maps the tree's columns to ours.
-fn flatten(root: &TreeNode<f64, bool>, features: &[usize], out: &mut Tree) {
+fn flatten(root: &TreeNode<f64, bool>, features: &[usize], out: &mut TreeArrays) {
     let at = out.feature.len();
     out.feature.push(LEAF);
     out.threshold.push(0.0);
@@ -153,7 +199,7 @@ fn flatten(root: &TreeNode<f64, bool>, features: &[usize], out: &mut Tree) {
 
 /// Fills node shares from the rows `rows` of `x` (Laplace-smoothed, so a
 /// small leaf never claims certainty).
-fn fill_values(tree: &mut Tree, x: &[Vec<f64>], y: &[bool], rows: &[usize]) {
+fn fill_values(tree: &mut TreeArrays, x: &[Vec<f64>], y: &[bool], rows: &[usize]) {
     let n = tree.feature.len();
     let (mut pos, mut tot) = (vec![0.0; n], vec![0.0; n]);
     for &r in rows {
@@ -205,12 +251,18 @@ pub fn fit(x: &[Vec<f64>], y: &[bool], p: ForestParams) -> Result<Vec<Tree>, Mod
         // impossible in practice, so the same seed gives the same trees.
         let weights: Array1<f32> = rows
             .iter()
-            .map(|&r| if y[r] { 1.0 + f32::EPSILON * 8192.0 } else { 1.0 })
+            .map(|&r| {
+                if y[r] {
+                    1.0 + f32::EPSILON * 8192.0
+                } else {
+                    1.0
+                }
+            })
             .collect();
         let fitted = params
             .fit(&Dataset::new(records, targets).with_weights(weights))
             .map_err(|e| ModelError::Training(format!("decision tree: {e}")))?;
-        let mut tree = Tree {
+        let mut tree = TreeArrays {
             feature: Vec::new(),
             threshold: Vec::new(),
             left: Vec::new(),
@@ -219,7 +271,7 @@ pub fn fit(x: &[Vec<f64>], y: &[bool], p: ForestParams) -> Result<Vec<Tree>, Mod
         };
         flatten(fitted.root_node(), &features, &mut tree);
         fill_values(&mut tree, x, y, &rows);
-        trees.push(tree);
+        trees.push(Tree::from(tree));
     }
     Ok(trees)
 }

@@ -10,6 +10,7 @@ mod evaluate;
 mod forest;
 mod logistic;
 mod metrics;
+mod online;
 mod score;
 mod train;
 
@@ -21,6 +22,7 @@ pub use dataset::{History, Population, Snapshot, is_activity, snapshots};
 pub use evaluate::{EvalConfig, Report, evaluate, model_scores, space_for};
 pub use forest::ForestParams;
 pub use metrics::{pr_auc, roc_auc};
+pub use online::OnlineScorer;
 pub use score::write_scores;
 pub use train::{TrainConfig, train};
 

@@ -18,6 +18,7 @@ use super::ingest::{Ingest, IngestConfig, Outcome};
 use super::kpi::{KpiRow, KpiSink, SharedBoard, rows_from_batches};
 use super::runner::Input;
 use super::spec::PipelineError;
+use crate::alert::Risk;
 use crate::event::time::format_rfc3339_ms;
 use crate::event::{EventType, Invalid};
 use crate::features::{Segment, traders_batch};
@@ -100,6 +101,10 @@ pub struct Engine {
     /// Per partition, the offset after the last message processed.
     next_offset: Vec<i64>,
     pub outputs: KpiOutputs,
+    /// Churn scoring and alert rules.
+    pub risk: Risk,
+    /// Earliest event time of a valid event.
+    min_event_ts: i64,
     /// Cycles run so far.
     pub cycles: u64,
 }
@@ -166,6 +171,8 @@ impl Engine {
             base_step,
             next_offset: Vec::new(),
             outputs: KpiOutputs::default(),
+            risk: Risk::default(),
+            min_event_ts: i64::MAX,
             cycles: 0,
         })
     }
@@ -176,6 +183,7 @@ impl Engine {
             for s in &self.pipelines {
                 m.register_pipeline(&s.p);
             }
+            self.risk.outputs.metrics = Some(m.risk.clone());
         }
         self.outputs.metrics = Some(metrics);
     }
@@ -191,6 +199,12 @@ impl Engine {
     /// The closed frontier: rows before it are in closed windows.
     pub fn frontier(&self) -> Option<i64> {
         self.frontier
+    }
+
+    /// Earliest and latest event time seen (valid events).
+    pub fn event_time_span(&self) -> Option<(i64, i64)> {
+        let hi = self.watermarks.max_event_time()?;
+        (self.min_event_ts <= hi).then_some((self.min_event_ts, hi))
     }
 
     /// The overall watermark.
@@ -285,6 +299,13 @@ impl Engine {
             Outcome::Duplicate => return Processed::Duplicate,
         };
         self.watermarks.observe(partition, event.ts);
+        self.min_event_ts = self.min_event_ts.min(event.ts);
+        self.risk.on_event(&event, &self.ingest);
+        if let Some(wm) = self.watermarks.watermark()
+            && wm >= self.risk.due()
+        {
+            self.risk.advance(wm, &self.ingest);
+        }
         // Late: behind the point up to which windows may close, whether or
         // not a cycle has closed them yet, so that lateness depends on the
         // order of events only, never on when cycles run.
@@ -326,8 +347,10 @@ impl Engine {
         }
     }
 
-    /// Live mode: runs a cycle whenever the frontier moved at all.
+    /// Live mode: runs a cycle whenever the frontier moved at all, and
+    /// reloads the model file when it changed.
     pub fn tick(&mut self) {
+        self.risk.maybe_reload(&mut self.ingest);
         if let Some(target) = self.target_frontier()
             && self.frontier.is_none_or(|f| target > f)
         {
@@ -339,7 +362,9 @@ impl Engine {
     pub fn finish(&mut self) {
         if let Some(max) = self.watermarks.max_event_time() {
             self.cycle(max + 1, true);
+            self.risk.advance(max, &self.ingest);
         }
+        self.risk.outputs.flush();
         if let Some(sink) = &mut self.outputs.sink
             && let Err(e) = sink.flush()
         {
@@ -606,6 +631,9 @@ impl Engine {
             {
                 m.record_kpis(&self.pipelines[*i].p, rows);
             }
+        }
+        for (_, rows) in &all_rows {
+            self.risk.on_kpi_rows(rows);
         }
         if let Some(keep) = &mut out.keep {
             keep.extend(all_rows.into_iter().flat_map(|(_, r)| r));

@@ -1,0 +1,606 @@
+//! The per-trader alert rules: security and AML on each event; inactivity,
+//! activation, deposit recovery and VIP drop on the event-time tick;
+//! churn risk on each score. Each fires once per situation.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::config::AlertRules;
+use super::contract::{Alert, AlertKind, AlertReason, Severity};
+use super::state::{AlertState, FAILED_RING, remember};
+use crate::event::time::DAY_MS;
+use crate::event::{Body, DepositStatus, Event, Interner, TraderId, WithdrawalStatus};
+use crate::features::{NEVER, Segment, TAU_DAYS, TraderState, Traders};
+use crate::model::{Band, Model, Reason};
+
+/// What the rules read besides their own state.
+pub struct Ctx<'a> {
+    pub traders: &'a Traders,
+    /// Trader id names.
+    pub names: &'a Interner,
+    /// Small-set strings (channels).
+    pub symbols: &'a Interner,
+}
+
+impl Ctx<'_> {
+    /// An alert about trader `id`, with its segment and channel.
+    fn alert(
+        &self,
+        kind: AlertKind,
+        id: TraderId,
+        stage: String,
+        severity: Severity,
+        event_ms: i64,
+        window_ms: i64,
+    ) -> Alert {
+        let mut a = Alert::trader(
+            kind,
+            self.names.name(id),
+            stage,
+            severity,
+            event_ms,
+            window_ms,
+        );
+        if let Some(s) = self.traders.get(id) {
+            a.segment = Some(self.traders.segment(s).as_str());
+            if s.channel != u32::MAX {
+                a.channel = Some(self.symbols.name(s.channel).to_string());
+            }
+        }
+        a.playbook = Some(playbook(kind, &a.stage));
+        a
+    }
+}
+
+/// The suggested next step for the team that receives the alert.
+pub(super) fn playbook(kind: AlertKind, stage: &str) -> &'static str {
+    match kind {
+        AlertKind::ChurnRisk => "retention contact within 48h with an offer for the segment",
+        AlertKind::Inactivity if stage.ends_with("D+1") || stage.ends_with("D+3") => {
+            "reminder push or e-mail with market news"
+        }
+        AlertKind::Inactivity if stage.ends_with("D+30") => "winback campaign with a bonus",
+        AlertKind::Inactivity => "personal outreach with trade ideas",
+        AlertKind::Activation => "onboarding contact: how to make a first deposit",
+        AlertKind::DepositRecovery => "help with the payment; suggest another method",
+        AlertKind::VipDrop => "account manager calls the trader",
+        AlertKind::KpiDrop => "check the channel, campaign and payment providers behind the KPI",
+        AlertKind::Security => "verify with the trader; reset the password if not confirmed",
+        AlertKind::Aml => "compliance review before releasing withdrawals",
+    }
+}
+
+fn state_mut(states: &mut Vec<AlertState>, id: TraderId) -> &mut AlertState {
+    let i = id as usize;
+    if i >= states.len() {
+        states.resize(i + 1, AlertState::default());
+    }
+    &mut states[i]
+}
+
+/// The rules with their per-trader state.
+pub struct TraderRules {
+    pub rules: AlertRules,
+    states: Vec<AlertState>,
+    /// Per trader, the earliest event time a time-based rule could fire
+    /// without a new event (`i64::MAX`: never; `i64::MIN`: at the next
+    /// tick, already queued in `touched`).
+    next_due: Vec<i64>,
+    /// Traders with an event since the last tick.
+    touched: Vec<TraderId>,
+    /// Scheduled checks (due, trader); entries whose due no longer matches
+    /// `next_due` are stale and skipped. Each tick visits only the traders
+    /// due, not everyone.
+    schedule: BinaryHeap<Reverse<(i64, TraderId)>>,
+}
+
+impl TraderRules {
+    pub fn new(rules: AlertRules) -> Self {
+        Self {
+            rules,
+            states: Vec::new(),
+            next_due: Vec::new(),
+            touched: Vec::new(),
+            schedule: BinaryHeap::new(),
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.states.capacity() * std::mem::size_of::<AlertState>()
+            + self.next_due.capacity() * 8
+            + self.touched.capacity() * 4
+            + self.schedule.capacity() * 16
+    }
+
+    /// Rules that fire on an event (security, AML, recovery bookkeeping).
+    pub fn on_event(&mut self, e: &Event, ctx: &Ctx, out: &mut Vec<Alert>) {
+        let cfg = &self.rules;
+        let (sec, aml) = (&cfg.section.security, &cfg.section.aml);
+        let st = state_mut(&mut self.states, e.trader);
+        // Anything may have changed: the time-based rules look again.
+        let i = e.trader as usize;
+        if i >= self.next_due.len() {
+            self.next_due.resize(i + 1, i64::MAX);
+        }
+        if self.next_due[i] != i64::MIN {
+            self.next_due[i] = i64::MIN;
+            self.touched.push(e.trader);
+        }
+        match &e.body {
+            Body::Login(l) if sec.enabled => {
+                if !l.success {
+                    st.failed_ring[st.failed_next as usize % FAILED_RING] = e.ts;
+                    st.failed_next = st.failed_next.wrapping_add(1);
+                    let lo = e.ts - cfg.burst_window_ms;
+                    let n = st
+                        .failed_ring
+                        .iter()
+                        .filter(|&&t| t != NEVER && t > lo && t <= e.ts)
+                        .count() as u32;
+                    if n >= sec.burst_failures && st.last_burst_alert <= lo {
+                        st.last_burst_alert = e.ts;
+                        let mut a = ctx.alert(
+                            AlertKind::Security,
+                            e.trader,
+                            "security:failed_login_burst".into(),
+                            Severity::Warning,
+                            e.ts,
+                            e.ts.div_euclid(cfg.burst_window_ms),
+                        );
+                        a.reasons
+                            .push(AlertReason::new("failed_logins", n, sec.burst_failures));
+                        a.reasons.push(AlertReason::new(
+                            "country",
+                            ctx.symbols.name(l.country),
+                            serde_json::Value::Null,
+                        ));
+                        out.push(a);
+                    }
+                    return;
+                }
+                let first = st.logins_seen == 0;
+                let seen = st.logins_seen;
+                st.logins_seen = st.logins_seen.saturating_add(1);
+                let new_country = remember(&mut st.countries, u32::MAX, l.country, seen);
+                let new_device = remember(&mut st.devices, 0, l.device, seen);
+                if first {
+                    return;
+                }
+                let (stage, severity, feature, value) = if new_country && sec.new_country {
+                    (
+                        "security:new_country",
+                        Severity::Warning,
+                        "country",
+                        ctx.symbols.name(l.country).to_string(),
+                    )
+                } else if new_device && sec.new_device {
+                    (
+                        "security:new_device",
+                        Severity::Info,
+                        "platform",
+                        l.platform.as_str().to_string(),
+                    )
+                } else {
+                    return;
+                };
+                let mut a = ctx.alert(
+                    AlertKind::Security,
+                    e.trader,
+                    stage.into(),
+                    severity,
+                    e.ts,
+                    e.ts,
+                );
+                a.reasons
+                    .push(AlertReason::new(feature, value, serde_json::Value::Null));
+                out.push(a);
+            }
+            Body::Deposit(d) => {
+                match d.status {
+                    DepositStatus::Approved => {
+                        st.failed_since = NEVER;
+                        st.recovery_fired = 0;
+                        st.last_deposit_ts = e.ts;
+                        st.last_deposit_amount = d.amount;
+                        st.traded_since_deposit = false;
+                    }
+                    DepositStatus::Failed | DepositStatus::Pending => {
+                        if st.failed_since == NEVER {
+                            st.failed_since = e.ts;
+                            st.recovery_fired = 0;
+                        }
+                        return;
+                    }
+                }
+                let near = aml.threshold * aml.near_share;
+                if !aml.enabled || d.amount < near || d.amount >= aml.threshold {
+                    return;
+                }
+                let day = e.ts.div_euclid(DAY_MS);
+                if st.near_day != day {
+                    st.near_day = day;
+                    st.near_count = 0;
+                }
+                st.near_count += 1;
+                if st.near_count == aml.structuring_count {
+                    let mut a = ctx.alert(
+                        AlertKind::Aml,
+                        e.trader,
+                        "aml:structuring".into(),
+                        Severity::Critical,
+                        e.ts,
+                        day,
+                    );
+                    a.reasons.push(AlertReason::new(
+                        "deposits_just_under_threshold_today",
+                        st.near_count,
+                        aml.structuring_count,
+                    ));
+                    a.reasons
+                        .push(AlertReason::new("threshold", aml.threshold, near));
+                    out.push(a);
+                }
+            }
+            Body::Withdrawal(w) if aml.enabled && w.status == WithdrawalStatus::Requested => {
+                let recent = st.last_deposit_ts != NEVER
+                    && e.ts >= st.last_deposit_ts
+                    && e.ts - st.last_deposit_ts <= cfg.flip_within_ms;
+                if recent
+                    && !st.traded_since_deposit
+                    && w.amount >= aml.flip_share * st.last_deposit_amount
+                {
+                    let deposit_ts = st.last_deposit_ts;
+                    let deposit = st.last_deposit_amount;
+                    // One alert per deposit.
+                    st.last_deposit_ts = NEVER;
+                    let mut a = ctx.alert(
+                        AlertKind::Aml,
+                        e.trader,
+                        "aml:flip".into(),
+                        Severity::Critical,
+                        e.ts,
+                        deposit_ts,
+                    );
+                    a.reasons
+                        .push(AlertReason::new("withdrawal_amount", w.amount, deposit));
+                    a.reasons.push(AlertReason::new(
+                        "hours_since_deposit",
+                        ((e.ts - deposit_ts) as f64 / 3.6e6 * 100.0).round() / 100.0,
+                        cfg.flip_within_ms as f64 / 3.6e6,
+                    ));
+                    a.reasons.push(AlertReason::new("trades_in_between", 0, 1));
+                    out.push(a);
+                }
+            }
+            Body::Trade(_) => st.traded_since_deposit = true,
+            _ => {}
+        }
+    }
+
+    /// Time-based rules for every trader, as of event time `now`.
+    pub fn on_tick(&mut self, now: i64, ctx: &Ctx, out: &mut Vec<Alert>) {
+        let cfg = &self.rules;
+        let s = &cfg.section;
+        if !(s.activation.enabled
+            || s.deposit_recovery.enabled
+            || s.inactivity.enabled
+            || s.vip_drop.enabled)
+        {
+            return;
+        }
+        // Stale entries pile up for traders who keep coming back; rebuild
+        // from the dues when they outnumber the traders, so memory stays
+        // bounded by the number of traders.
+        if self.schedule.len() > 4 * self.next_due.len() + 1024 {
+            self.schedule = (0..self.next_due.len())
+                .filter(|&i| self.next_due[i] != i64::MAX && self.next_due[i] != i64::MIN)
+                .map(|i| Reverse((self.next_due[i], i as TraderId)))
+                .collect();
+        }
+        let mut due_now = std::mem::take(&mut self.touched);
+        while let Some(&Reverse((due, id))) = self.schedule.peek() {
+            if due > now {
+                break;
+            }
+            self.schedule.pop();
+            if self.next_due[id as usize] == due {
+                due_now.push(id);
+            }
+        }
+        for id in due_now {
+            let Some(s) = ctx.traders.get(id) else {
+                continue;
+            };
+            let st = state_mut(&mut self.states, id);
+            // Each rule says when it could fire next without a new event.
+            let mut due = i64::MAX;
+            if cfg.section.activation.enabled {
+                due = due.min(activation(cfg, id, s, st, now, ctx, out));
+            }
+            if cfg.section.deposit_recovery.enabled {
+                due = due.min(recovery(cfg, id, st, now, ctx, out));
+            }
+            if cfg.section.inactivity.enabled {
+                due = due.min(inactivity(cfg, id, s, st, now, ctx, out));
+            }
+            if cfg.section.vip_drop.enabled && ctx.traders.segment(s) == Segment::Vip {
+                vip_drop(cfg, id, s, st, now, ctx, out);
+                // Rates decay continuously: look again at the next tick.
+                due = now + 1;
+            }
+            self.next_due[id as usize] = due;
+            if due != i64::MAX {
+                self.schedule.push(Reverse((due, id)));
+            }
+        }
+    }
+
+    /// `churn_risk` for a trader just scored at `now`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_score(
+        &mut self,
+        id: TraderId,
+        score: f64,
+        model: &Model,
+        reasons: impl FnOnce() -> Vec<Reason>,
+        now: i64,
+        ctx: &Ctx,
+        out: &mut Vec<Alert>,
+    ) {
+        let cfg = &self.rules;
+        if !cfg.section.churn_risk.enabled {
+            return;
+        }
+        let st = state_mut(&mut self.states, id);
+        let high = model.bands.high;
+        if score < high - cfg.section.churn_risk.hysteresis {
+            st.risk_armed = true;
+            return;
+        }
+        let band = model.bands.band(score);
+        let cooled =
+            st.last_risk_alert == NEVER || now - st.last_risk_alert >= cfg.churn_cooldown_ms;
+        if band < Band::High || !st.risk_armed || !cooled {
+            return;
+        }
+        st.risk_armed = false;
+        st.last_risk_alert = now;
+        let severity = if band == Band::Critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let mut a = ctx.alert(
+            AlertKind::ChurnRisk,
+            id,
+            format!("churn_risk:{}", band.as_str()),
+            severity,
+            now,
+            now.div_euclid(DAY_MS),
+        );
+        a.score = Some(crate::model::round6(score));
+        a.band = Some(band.as_str());
+        a.model_version = Some(model.version.clone());
+        a.reasons = reasons()
+            .into_iter()
+            .map(|r| AlertReason {
+                feature: r.feature,
+                value: r.value.into(),
+                baseline: Some(r.baseline.into()),
+                contribution: Some(r.contribution),
+            })
+            .collect();
+        out.push(a);
+    }
+}
+
+/// Activation steps: (stage, offset after signup); D+0's offset is configured.
+fn activation_steps(d0: i64) -> [(&'static str, i64); 4] {
+    [
+        ("activation:D+0", d0),
+        ("activation:D+1..3", DAY_MS),
+        ("activation:D+5..7", 5 * DAY_MS),
+        ("activation:D+10", 10 * DAY_MS),
+    ]
+}
+
+fn activation(
+    cfg: &AlertRules,
+    id: TraderId,
+    s: &TraderState,
+    st: &mut AlertState,
+    now: i64,
+    ctx: &Ctx,
+    out: &mut Vec<Alert>,
+) -> i64 {
+    if s.signup_ts == NEVER || s.deposit_count > 0 {
+        return i64::MAX;
+    }
+    let mut next = i64::MAX;
+    for (i, (stage, offset)) in activation_steps(cfg.activation_d0_ms).iter().enumerate() {
+        let due = s.signup_ts + offset;
+        let bit = 1u8 << i;
+        if st.activation_fired & bit != 0 {
+            continue;
+        }
+        if now < due {
+            next = next.min(due);
+            continue;
+        }
+        st.activation_fired |= bit;
+        let severity = if i == 3 {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        let mut a = ctx.alert(
+            AlertKind::Activation,
+            id,
+            stage.to_string(),
+            severity,
+            due,
+            s.signup_ts,
+        );
+        a.reasons.push(AlertReason::new(
+            "hours_since_signup",
+            ((now - s.signup_ts) as f64 / 3.6e6).round(),
+            *offset as f64 / 3.6e6,
+        ));
+        a.reasons.push(AlertReason::new("approved_deposits", 0, 1));
+        out.push(a);
+    }
+    next
+}
+
+fn recovery(
+    cfg: &AlertRules,
+    id: TraderId,
+    st: &mut AlertState,
+    now: i64,
+    ctx: &Ctx,
+    out: &mut Vec<Alert>,
+) -> i64 {
+    if st.failed_since == NEVER {
+        return i64::MAX;
+    }
+    let mut next = i64::MAX;
+    let steps = &cfg.section.deposit_recovery.steps_days;
+    for (i, &days) in steps.iter().enumerate() {
+        let due = st.failed_since + i64::from(days) * DAY_MS;
+        let bit = 1u8 << i;
+        if st.recovery_fired & bit != 0 {
+            continue;
+        }
+        if now < due {
+            next = next.min(due);
+            continue;
+        }
+        st.recovery_fired |= bit;
+        let severity = if i == 0 {
+            Severity::Info
+        } else {
+            Severity::Warning
+        };
+        let mut a = ctx.alert(
+            AlertKind::DepositRecovery,
+            id,
+            format!("recovery:D+{days}"),
+            severity,
+            due,
+            st.failed_since,
+        );
+        a.reasons.push(AlertReason::new(
+            "days_since_failed_deposit",
+            days,
+            serde_json::Value::Null,
+        ));
+        out.push(a);
+    }
+    if st.recovery_fired.count_ones() as usize >= steps.len() {
+        // Every step sent: a later failure starts a new recovery.
+        st.failed_since = NEVER;
+    }
+    next
+}
+
+fn inactivity(
+    cfg: &AlertRules,
+    id: TraderId,
+    s: &TraderState,
+    st: &mut AlertState,
+    now: i64,
+    ctx: &Ctx,
+    out: &mut Vec<Alert>,
+) -> i64 {
+    let last = s.last_activity_ts();
+    if last == NEVER {
+        return i64::MAX;
+    }
+    if st.idle_spell != last {
+        st.idle_spell = last;
+        st.idle_fired = 0;
+    }
+    let (mean, sd) = s.behaviour.usual_gap();
+    let rule = &cfg.section.inactivity;
+    let usual = mean + rule.spread_factor * sd;
+    let idle_days = (now - last) as f64 / DAY_MS as f64;
+    let mut next = i64::MAX;
+    for (i, &tier) in rule.tiers_days.iter().enumerate() {
+        let bit = 1u8 << i;
+        let threshold = usual + f64::from(tier);
+        if st.idle_fired & bit != 0 {
+            continue;
+        }
+        if idle_days < threshold {
+            next = next.min(last + (threshold * DAY_MS as f64).ceil() as i64);
+            continue;
+        }
+        st.idle_fired |= bit;
+        let mut severity = match tier {
+            0..=3 => Severity::Info,
+            4..=14 => Severity::Warning,
+            _ => Severity::Critical,
+        };
+        if ctx.traders.segment(s) == Segment::Vip && severity == Severity::Info {
+            severity = Severity::Warning;
+        }
+        let due = last + (threshold * DAY_MS as f64) as i64;
+        let mut a = ctx.alert(
+            AlertKind::Inactivity,
+            id,
+            format!("inactivity:D+{tier}"),
+            severity,
+            due,
+            last,
+        );
+        a.reasons.push(AlertReason::new(
+            "days_since_activity",
+            (idle_days * 100.0).round() / 100.0,
+            (usual * 100.0).round() / 100.0,
+        ));
+        out.push(a);
+    }
+    next
+}
+
+fn vip_drop(
+    cfg: &AlertRules,
+    id: TraderId,
+    s: &TraderState,
+    st: &mut AlertState,
+    now: i64,
+    ctx: &Ctx,
+    out: &mut Vec<Alert>,
+) {
+    let rule = &cfg.section.vip_drop;
+    let (a7, _, a90) = s.behaviour.sums_at(now);
+    let recent = a7[0] / TAU_DAYS[0];
+    let baseline = a90[0] / TAU_DAYS[2];
+    if baseline * 7.0 < rule.min_trades_per_week {
+        return;
+    }
+    if recent >= rule.rearm_share * baseline {
+        st.vip_armed = true;
+        return;
+    }
+    let cooled = st.last_vip_alert == NEVER || now - st.last_vip_alert >= cfg.vip_cooldown_ms;
+    if recent >= rule.share * baseline || !st.vip_armed || !cooled {
+        return;
+    }
+    st.vip_armed = false;
+    st.last_vip_alert = now;
+    let mut a = ctx.alert(
+        AlertKind::VipDrop,
+        id,
+        "vip_drop:trade_frequency".into(),
+        Severity::Critical,
+        now,
+        now.div_euclid(DAY_MS),
+    );
+    a.reasons.push(AlertReason::new(
+        "trades_per_week_7d",
+        (recent * 7.0 * 100.0).round() / 100.0,
+        (baseline * 7.0 * 100.0).round() / 100.0,
+    ));
+    out.push(a);
+}
