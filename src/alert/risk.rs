@@ -175,7 +175,9 @@ impl Risk {
                 self.next_rescore = Some(t.div_euclid(rescore) * rescore + rescore);
             }
             if everyone || t.rem_euclid(changed) == 0 {
-                self.score(t, everyone.then_some(t - rescore), &ctx);
+                // Stale: not scored in the last half period, so a trader
+                // scored in the afternoon is still re-scored next midnight.
+                self.score(t, everyone.then_some(t - rescore / 2), &ctx);
             }
             self.rules.on_tick(t, &ctx, &mut self.pending);
             t += tick;

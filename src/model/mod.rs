@@ -16,11 +16,12 @@ mod train;
 
 use std::path::PathBuf;
 
-pub use artifact::{Band, Bands, Estimator, Model, Reason, round6};
+pub use artifact::{Band, Bands, Estimator, FeatureInfo, Model, Reason, round6};
 pub use card::model_card;
 pub use dataset::{History, Population, Snapshot, is_activity, snapshots};
 pub use evaluate::{EvalConfig, Report, evaluate, model_scores, space_for};
 pub use forest::ForestParams;
+pub use logistic::{Calibration, Logistic};
 pub use metrics::{pr_auc, roc_auc};
 pub use online::OnlineScorer;
 pub use score::write_scores;

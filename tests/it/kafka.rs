@@ -513,3 +513,71 @@ fn example_config_passes_check() {
         "{err}"
     );
 }
+
+/// Alerts of `pulse run` go to the alert topic (key = trader_id) and to the
+/// JSONL file, the same alerts in both, each valid against the schema.
+#[test]
+fn alerts_go_to_the_alert_topic_and_the_file() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let brokers = broker();
+    let dir = scratch();
+    let t = topic("alerts", 2);
+    let alert_topic = format!("{t}.alerts");
+    kafka_script(&["create-topic", &alert_topic, "1"]);
+    let events = simulate(dir.path(), "7", "5s");
+    produce(&brokers, &t, &lines(&events));
+    let kpis = dir.path().join("k.ndjson");
+    let file = dir.path().join("alerts.jsonl");
+    let mut args = run_args(&brokers, &t, &format!("{t}.g"), &kpis, Some("3s"));
+    let cfg_path = dir.path().join("pulse.toml");
+    std::fs::write(
+        &cfg_path,
+        format!("[kafka]\nalert_topic = \"{alert_topic}\"\n[model]\npath = \"{ROOT}/models/churn-default.json\"\n"),
+    )
+    .unwrap();
+    args.extend(["--config".into(), cfg_path.to_str().unwrap().into()]);
+    args.extend(["--alerts-out".into(), file.to_str().unwrap().into()]);
+    run_to_end(&args);
+
+    crate::alerts::validate_file(&file);
+    let from_file: BTreeMap<String, String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let key = v["trader_id"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}.{}",
+                        v["kpi"]["pipeline"].as_str().unwrap(),
+                        v["kpi"]["value"].as_str().unwrap()
+                    )
+                });
+            (v["alert_id"].as_str().unwrap().to_string(), key)
+        })
+        .collect();
+    assert!(from_file.len() > 50, "{} alerts", from_file.len());
+
+    let consumer: BaseConsumer = {
+        let mut c = client_config(&brokers, &BTreeMap::new());
+        c.set("group.id", format!("{t}.reader"))
+            .set("auto.offset.reset", "earliest");
+        c.create().unwrap()
+    };
+    consumer.subscribe(&[&alert_topic]).unwrap();
+    let mut from_topic: BTreeMap<String, String> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while from_topic.len() < from_file.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let key = String::from_utf8_lossy(m.key().unwrap()).into_owned();
+            from_topic.insert(v["alert_id"].as_str().unwrap().to_string(), key);
+        }
+    }
+    assert_eq!(
+        from_topic, from_file,
+        "the topic holds the file's alerts, keyed by trader"
+    );
+}

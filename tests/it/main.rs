@@ -1,6 +1,7 @@
 //! Integration tests: one binary (cheap to link), one module per area. They
 //! run the real `pulse` binary as users do.
 
+mod alerts;
 mod common;
 mod dashboards;
 mod demo;

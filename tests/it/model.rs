@@ -37,16 +37,46 @@ fn train_args<'a>(events: &'a str, out: &'a str) -> Vec<&'a str> {
     args
 }
 
+/// The README's command for the bundled model, run in `dir`.
+fn train_default(dir: &Path) -> (String, String) {
+    let events = dir.join("history.ndjson");
+    pulse_ok(&[
+        "simulate",
+        "--seed",
+        "7",
+        "--traders",
+        "20000",
+        "--days",
+        "240",
+        "--out",
+        events.to_str().unwrap(),
+    ]);
+    let model = dir.join("churn-default.json");
+    let (events, model) = (
+        events.to_str().unwrap().to_string(),
+        model.to_str().unwrap().to_string(),
+    );
+    let mut args = train_args(&events, &model);
+    args.extend(["--name", "churn-default"]);
+    pulse_ok(&args);
+    (events, model)
+}
+
 #[test]
 fn model_beats_recency_and_rfm_on_a_later_unseen_time() {
     let dir = scratch();
-    let events = simulated(dir.path(), 7, 20_000, 240);
-    let events = events.to_str().unwrap();
-    let model = dir.path().join("churn.json");
-    let model = model.to_str().unwrap();
-    pulse_ok(&train_args(events, model));
+    let (events, model) = train_default(dir.path());
+    let (events, model) = (events.as_str(), model.as_str());
+    // The bundled model is exactly what the README's command produces.
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/models/churn-default.json");
     assert!(
-        Path::new(&model.replace(".json", ".md")).exists(),
+        std::fs::read(model).unwrap() == std::fs::read(committed).unwrap(),
+        "models/churn-default.json differs from a fresh training: re-run the README command"
+    );
+    let card = concat!(env!("CARGO_MANIFEST_DIR"), "/models/churn-default.md");
+    assert_eq!(
+        std::fs::read_to_string(model.replace(".json", ".md")).unwrap(),
+        std::fs::read_to_string(card).unwrap(),
         "model card beside the artifact"
     );
 
