@@ -116,6 +116,18 @@ try {
     summary.errors.push(`only ${summary.changed.length} tile(s) changed in ${CHANGE_WAIT_MS / 1000} s; expected at least ${MIN_CHANGED}`);
   }
 
+  // The churn-risk panel shows the model's bands and the alerts panel lists alerts.
+  try {
+    await page.waitForFunction(() => {
+      const text = (id) => ((document.getElementById(id) || {}).innerText || '');
+      return text('p-churn').includes('at high or critical risk') && document.querySelectorAll('#p-alerts .alerts > *').length > 0;
+    }, null, { timeout: FILL_TIMEOUT_MS, polling: 250 });
+    summary.churn_panel = 'bands shown';
+    summary.alerts_listed = await page.evaluate(() => document.querySelectorAll('#p-alerts .alerts > *').length);
+  } catch {
+    summary.errors.push('the churn panel shows no bands or the alerts panel lists no alerts');
+  }
+
   await page.screenshot({ path: screenshot, fullPage: true });
   summary.screenshot = screenshot;
 } catch (err) {

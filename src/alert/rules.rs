@@ -404,6 +404,33 @@ fn activation_steps(d0: i64) -> [(&'static str, i64); 4] {
     ]
 }
 
+/// Steps due at `start + offset` that fire once each (bit i of `fired`):
+/// calls `fire(i, due)` for every step now due and returns when the next
+/// one will be (`i64::MAX`: none left).
+fn steps(
+    start: i64,
+    offsets: impl Iterator<Item = i64>,
+    fired: &mut u8,
+    now: i64,
+    mut fire: impl FnMut(usize, i64),
+) -> i64 {
+    let mut next = i64::MAX;
+    for (i, offset) in offsets.enumerate() {
+        let bit = 1u8 << i;
+        if *fired & bit != 0 {
+            continue;
+        }
+        let due = start + offset;
+        if now < due {
+            next = next.min(due);
+            continue;
+        }
+        *fired |= bit;
+        fire(i, due);
+    }
+    next
+}
+
 fn activation(
     cfg: &AlertRules,
     id: TraderId,
@@ -416,40 +443,36 @@ fn activation(
     if s.signup_ts == NEVER || s.deposit_count > 0 {
         return i64::MAX;
     }
-    let mut next = i64::MAX;
-    for (i, (stage, offset)) in activation_steps(cfg.activation_d0_ms).iter().enumerate() {
-        let due = s.signup_ts + offset;
-        let bit = 1u8 << i;
-        if st.activation_fired & bit != 0 {
-            continue;
-        }
-        if now < due {
-            next = next.min(due);
-            continue;
-        }
-        st.activation_fired |= bit;
-        let severity = if i == 3 {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
-        let mut a = ctx.alert(
-            AlertKind::Activation,
-            id,
-            stage.to_string(),
-            severity,
-            due,
-            s.signup_ts,
-        );
-        a.reasons.push(AlertReason::new(
-            "hours_since_signup",
-            ((now - s.signup_ts) as f64 / 3.6e6).round(),
-            *offset as f64 / 3.6e6,
-        ));
-        a.reasons.push(AlertReason::new("approved_deposits", 0, 1));
-        out.push(a);
-    }
-    next
+    let plan = activation_steps(cfg.activation_d0_ms);
+    steps(
+        s.signup_ts,
+        plan.iter().map(|p| p.1),
+        &mut st.activation_fired,
+        now,
+        |i, due| {
+            let (stage, offset) = plan[i];
+            let severity = if i == 3 {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
+            let mut a = ctx.alert(
+                AlertKind::Activation,
+                id,
+                stage.into(),
+                severity,
+                due,
+                s.signup_ts,
+            );
+            a.reasons.push(AlertReason::new(
+                "hours_since_signup",
+                ((now - s.signup_ts) as f64 / 3.6e6).round(),
+                offset as f64 / 3.6e6,
+            ));
+            a.reasons.push(AlertReason::new("approved_deposits", 0, 1));
+            out.push(a);
+        },
+    )
 }
 
 fn recovery(
@@ -463,40 +486,30 @@ fn recovery(
     if st.failed_since == NEVER {
         return i64::MAX;
     }
-    let mut next = i64::MAX;
-    let steps = &cfg.section.deposit_recovery.steps_days;
-    for (i, &days) in steps.iter().enumerate() {
-        let due = st.failed_since + i64::from(days) * DAY_MS;
-        let bit = 1u8 << i;
-        if st.recovery_fired & bit != 0 {
-            continue;
-        }
-        if now < due {
-            next = next.min(due);
-            continue;
-        }
-        st.recovery_fired |= bit;
-        let severity = if i == 0 {
-            Severity::Info
-        } else {
-            Severity::Warning
-        };
-        let mut a = ctx.alert(
-            AlertKind::DepositRecovery,
-            id,
-            format!("recovery:D+{days}"),
-            severity,
-            due,
-            st.failed_since,
-        );
-        a.reasons.push(AlertReason::new(
-            "days_since_failed_deposit",
-            days,
-            serde_json::Value::Null,
-        ));
-        out.push(a);
-    }
-    if st.recovery_fired.count_ones() as usize >= steps.len() {
+    let days = &cfg.section.deposit_recovery.steps_days;
+    let since = st.failed_since;
+    let next = steps(
+        since,
+        days.iter().map(|&d| i64::from(d) * DAY_MS),
+        &mut st.recovery_fired,
+        now,
+        |i, due| {
+            let severity = if i == 0 {
+                Severity::Info
+            } else {
+                Severity::Warning
+            };
+            let stage = format!("recovery:D+{}", days[i]);
+            let mut a = ctx.alert(AlertKind::DepositRecovery, id, stage, severity, due, since);
+            a.reasons.push(AlertReason::new(
+                "days_since_failed_deposit",
+                days[i],
+                serde_json::Value::Null,
+            ));
+            out.push(a);
+        },
+    );
+    if next == i64::MAX {
         // Every step sent: a later failure starts a new recovery.
         st.failed_since = NEVER;
     }
@@ -523,44 +536,36 @@ fn inactivity(
     let (mean, sd) = s.behaviour.usual_gap();
     let rule = &cfg.section.inactivity;
     let usual = mean + rule.spread_factor * sd;
-    let idle_days = (now - last) as f64 / DAY_MS as f64;
-    let mut next = i64::MAX;
-    for (i, &tier) in rule.tiers_days.iter().enumerate() {
-        let bit = 1u8 << i;
-        let threshold = usual + f64::from(tier);
-        if st.idle_fired & bit != 0 {
-            continue;
-        }
-        if idle_days < threshold {
-            next = next.min(last + (threshold * DAY_MS as f64).ceil() as i64);
-            continue;
-        }
-        st.idle_fired |= bit;
-        let mut severity = match tier {
-            0..=3 => Severity::Info,
-            4..=14 => Severity::Warning,
-            _ => Severity::Critical,
-        };
-        if ctx.traders.segment(s) == Segment::Vip && severity == Severity::Info {
-            severity = Severity::Warning;
-        }
-        let due = last + (threshold * DAY_MS as f64) as i64;
-        let mut a = ctx.alert(
-            AlertKind::Inactivity,
-            id,
-            format!("inactivity:D+{tier}"),
-            severity,
-            due,
-            last,
-        );
-        a.reasons.push(AlertReason::new(
-            "days_since_activity",
-            (idle_days * 100.0).round() / 100.0,
-            (usual * 100.0).round() / 100.0,
-        ));
-        out.push(a);
-    }
-    next
+    let tiers = &rule.tiers_days;
+    let vip = ctx.traders.segment(s) == Segment::Vip;
+    steps(
+        last,
+        tiers
+            .iter()
+            .map(|&k| ((usual + f64::from(k)) * DAY_MS as f64).ceil() as i64),
+        &mut st.idle_fired,
+        now,
+        |i, due| {
+            let tier = tiers[i];
+            let mut severity = match tier {
+                0..=3 => Severity::Info,
+                4..=14 => Severity::Warning,
+                _ => Severity::Critical,
+            };
+            if vip && severity == Severity::Info {
+                severity = Severity::Warning;
+            }
+            let stage = format!("inactivity:D+{tier}");
+            let mut a = ctx.alert(AlertKind::Inactivity, id, stage, severity, due, last);
+            let idle_days = (now - last) as f64 / DAY_MS as f64;
+            a.reasons.push(AlertReason::new(
+                "days_since_activity",
+                (idle_days * 100.0).round() / 100.0,
+                (usual * 100.0).round() / 100.0,
+            ));
+            out.push(a);
+        },
+    )
 }
 
 fn vip_drop(
