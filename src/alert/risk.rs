@@ -235,8 +235,10 @@ impl Risk {
             return;
         }
         let trigger = Instant::now();
-        for a in self.pending.drain(..) {
-            self.outputs.emit(a, trigger);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let emitted_at = crate::event::time::format_rfc3339_ms(now_ms);
+        for mut a in self.pending.drain(..) {
+            self.outputs.emit_at(&mut a, trigger, now_ms, &emitted_at);
         }
     }
 

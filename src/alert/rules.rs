@@ -2,8 +2,7 @@
 //! activation, deposit recovery and VIP drop on the event-time tick;
 //! churn risk on each score. Each fires once per situation.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 
 use super::config::AlertRules;
 use super::contract::{Alert, AlertKind, AlertReason, Severity};
@@ -52,6 +51,9 @@ impl Ctx<'_> {
     }
 }
 
+/// How often a VIP's trade rate is compared with its baseline.
+const VIP_CHECK_MS: i64 = 6 * crate::event::time::HOUR_MS;
+
 /// The suggested next step for the team that receives the alert.
 pub(super) fn playbook(kind: AlertKind, stage: &str) -> &'static str {
     match kind {
@@ -68,6 +70,11 @@ pub(super) fn playbook(kind: AlertKind, stage: &str) -> &'static str {
         AlertKind::Security => "verify with the trader; reset the password if not confirmed",
         AlertKind::Aml => "compliance review before releasing withdrawals",
     }
+}
+
+/// `a / b` rounded up.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
 }
 
 fn state_mut(states: &mut Vec<AlertState>, id: TraderId) -> &mut AlertState {
@@ -88,10 +95,12 @@ pub struct TraderRules {
     next_due: Vec<i64>,
     /// Traders with an event since the last tick.
     touched: Vec<TraderId>,
-    /// Scheduled checks (due, trader); entries whose due no longer matches
-    /// `next_due` are stale and skipped. Each tick visits only the traders
-    /// due, not everyone.
-    schedule: BinaryHeap<Reverse<(i64, TraderId)>>,
+    /// Scheduled checks by tick (a timer wheel): (due, trader) in the
+    /// bucket of the first tick at or after `due`; entries whose due no
+    /// longer matches `next_due` are stale and skipped. Each tick visits
+    /// only the traders due, not everyone.
+    schedule: BTreeMap<i64, Vec<(i64, TraderId)>>,
+    scheduled: usize,
 }
 
 impl TraderRules {
@@ -101,7 +110,8 @@ impl TraderRules {
             states: Vec::new(),
             next_due: Vec::new(),
             touched: Vec::new(),
-            schedule: BinaryHeap::new(),
+            schedule: BTreeMap::new(),
+            scheduled: 0,
         }
     }
 
@@ -109,7 +119,7 @@ impl TraderRules {
         self.states.capacity() * std::mem::size_of::<AlertState>()
             + self.next_due.capacity() * 8
             + self.touched.capacity() * 4
-            + self.schedule.capacity() * 16
+            + self.scheduled * 16
     }
 
     /// Rules that fire on an event (security, AML, recovery bookkeeping).
@@ -291,20 +301,36 @@ impl TraderRules {
         // Stale entries pile up for traders who keep coming back; rebuild
         // from the dues when they outnumber the traders, so memory stays
         // bounded by the number of traders.
-        if self.schedule.len() > 4 * self.next_due.len() + 1024 {
-            self.schedule = (0..self.next_due.len())
-                .filter(|&i| self.next_due[i] != i64::MAX && self.next_due[i] != i64::MIN)
-                .map(|i| Reverse((self.next_due[i], i as TraderId)))
-                .collect();
+        let tick = cfg.tick_ms;
+        if self.scheduled > 4 * self.next_due.len() + 1024 {
+            self.schedule.clear();
+            self.scheduled = 0;
+            for (i, &due) in self.next_due.iter().enumerate() {
+                if due != i64::MAX && due != i64::MIN {
+                    let bucket = self.schedule.entry(ceil_div(due, tick)).or_default();
+                    bucket.push((due, i as TraderId));
+                    self.scheduled += 1;
+                }
+            }
         }
         let mut due_now = std::mem::take(&mut self.touched);
-        while let Some(&Reverse((due, id))) = self.schedule.peek() {
-            if due > now {
+        while let Some(entry) = self.schedule.first_entry() {
+            if entry.key().saturating_mul(tick) > now {
                 break;
             }
-            self.schedule.pop();
-            if self.next_due[id as usize] == due {
-                due_now.push(id);
+            let bucket = entry.remove();
+            self.scheduled -= bucket.len();
+            for (due, id) in bucket {
+                if due <= now && self.next_due[id as usize] == due {
+                    due_now.push(id);
+                } else if due > now {
+                    // Not yet (a tick off the grid): keep it.
+                    self.schedule
+                        .entry(ceil_div(due, tick) + 1)
+                        .or_default()
+                        .push((due, id));
+                    self.scheduled += 1;
+                }
             }
         }
         for id in due_now {
@@ -325,12 +351,16 @@ impl TraderRules {
             }
             if cfg.section.vip_drop.enabled && ctx.traders.segment(s) == Segment::Vip {
                 vip_drop(cfg, id, s, st, now, ctx, out);
-                // Rates decay continuously: look again at the next tick.
-                due = now + 1;
+                // Rates move over days: look again in a few hours.
+                due = due.min(now + VIP_CHECK_MS);
             }
             self.next_due[id as usize] = due;
             if due != i64::MAX {
-                self.schedule.push(Reverse((due, id)));
+                self.schedule
+                    .entry(ceil_div(due, cfg.tick_ms))
+                    .or_default()
+                    .push((due, id));
+                self.scheduled += 1;
             }
         }
     }

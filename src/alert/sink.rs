@@ -32,16 +32,25 @@ pub struct AlertOutputs {
     pub duplicates: u64,
     /// First write failure of the file sink.
     pub error: Option<std::io::Error>,
-    seen: HashSet<String>,
-    order: VecDeque<String>,
+    /// Fingerprints of the ids sent, oldest first in `order`.
+    seen: HashSet<u64, ahash::RandomState>,
+    order: VecDeque<u64>,
     /// Ids remembered (0: the default of 200,000).
     pub dedup_capacity: usize,
+    hasher: ahash::RandomState,
 }
 
 impl AlertOutputs {
     /// Sends `a` unless its id was sent already.
     pub fn emit(&mut self, mut a: Alert, trigger: Instant) {
-        if self.seen.contains(&a.alert_id) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.emit_at(&mut a, trigger, now_ms, &format_rfc3339_ms(now_ms));
+    }
+
+    /// Sends `a` with `emitted_at` (one clock reading per batch).
+    pub fn emit_at(&mut self, a: &mut Alert, trigger: Instant, now_ms: i64, emitted_at: &str) {
+        let fingerprint = self.hasher.hash_one(&a.alert_id);
+        if self.seen.contains(&fingerprint) {
             self.duplicates += 1;
             if let Some(m) = &self.metrics {
                 m.duplicate(a.kind);
@@ -58,11 +67,9 @@ impl AlertOutputs {
         {
             self.seen.remove(&old);
         }
-        self.seen.insert(a.alert_id.clone());
-        self.order.push_back(a.alert_id.clone());
-
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        a.emitted_at = format_rfc3339_ms(now_ms);
+        self.seen.insert(fingerprint);
+        self.order.push_back(fingerprint);
+        a.emitted_at = emitted_at.to_string();
         self.sent[a.kind.index()] += 1;
         if let Some(m) = &self.metrics {
             let latency = if self.latency_from_event_time {
@@ -73,13 +80,13 @@ impl AlertOutputs {
             m.alert(a.kind, a.severity, latency);
         }
         if let Some(f) = &mut self.file
-            && let Err(e) = f.write(&a)
+            && let Err(e) = f.write(&*a)
         {
             tracing::error!(error = %e, "alert file write failed");
             self.error.get_or_insert(e);
         }
         if self.topic.is_some() || self.recent.is_some() {
-            let json = serde_json::to_value(&a).expect("an alert serialises");
+            let json = serde_json::to_value(&*a).expect("an alert serialises");
             if let Some((sink, topic)) = &self.topic {
                 let key = a
                     .trader_id
@@ -108,7 +115,7 @@ impl AlertOutputs {
             }
         }
         if let Some(keep) = &mut self.keep {
-            keep.push(a);
+            keep.push(a.clone());
         }
     }
 

@@ -27,6 +27,17 @@ pub struct OnlineScorer {
     pub counts: [i64; 4],
     pub scored: u64,
     buf: Vec<f64>,
+    /// The model's scaling as (mean, 1 / std): a multiply per feature on
+    /// the hot path instead of a divide.
+    scale: Vec<(f64, f64)>,
+}
+
+fn model_scale(model: &Model) -> Vec<(f64, f64)> {
+    model
+        .features
+        .iter()
+        .map(|f| (f.mean, 1.0 / f.std))
+        .collect()
 }
 
 impl OnlineScorer {
@@ -34,6 +45,7 @@ impl OnlineScorer {
         let mut space = model.space();
         space.resolve(symbols);
         let active_within_ms = (model.training.active_within_days * DAY_MS as f64) as i64;
+        let scale = model_scale(&model);
         Self {
             model,
             space,
@@ -45,6 +57,7 @@ impl OnlineScorer {
             counts: [0; 4],
             scored: 0,
             buf: Vec::new(),
+            scale,
         }
     }
 
@@ -113,7 +126,13 @@ impl OnlineScorer {
         }
         let mut buf = std::mem::take(&mut self.buf);
         self.space.vector(s, &traders.thresholds, now, &mut buf);
-        let p = self.model.score(&mut buf);
+        for (v, (mean, inv)) in buf.iter_mut().zip(&self.scale) {
+            *v = (*v - mean) * inv;
+        }
+        let p = self
+            .model
+            .calibration
+            .apply(self.model.estimator.predict(&buf));
         self.buf = buf;
         self.scored += 1;
         let i = id as usize;
