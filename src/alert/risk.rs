@@ -195,29 +195,19 @@ impl Risk {
         let Some(scorer) = &mut self.scorer else {
             return;
         };
-        let mut ids = scorer.take_dirty();
-        if let Some(t) = stale_before {
-            ids.extend((0..ctx.traders.len() as u32).filter(|&id| !scorer.scored_after(id, t)));
-        }
         let before = scorer.scored;
-        for id in ids {
-            let Some(s) = ctx.traders.get(id) else {
-                continue;
-            };
-            let Some(p) = scorer.score(id, s, ctx.traders, now) else {
-                continue;
-            };
-            let model = scorer.model.clone();
-            let scorer_ref = &*scorer;
-            self.rules.on_score(
-                id,
-                p,
-                &model,
-                || scorer_ref.reasons(s, ctx.traders, now, REASONS),
-                now,
-                ctx,
-                &mut self.pending,
-            );
+        for id in scorer.take_dirty() {
+            score_one(scorer, &mut self.rules, &mut self.pending, id, now, ctx);
+        }
+        // Then everyone not scored recently (the changed traders were just
+        // scored, so nobody is scored twice in one tick).
+        if let Some(t) = stale_before {
+            let stale: Vec<u32> = (0..ctx.traders.len() as u32)
+                .filter(|&id| !scorer.scored_after(id, t))
+                .collect();
+            for id in stale {
+                score_one(scorer, &mut self.rules, &mut self.pending, id, now, ctx);
+            }
         }
         if let Some(m) = &self.outputs.metrics {
             m.scored(scorer.scored - before);
@@ -245,6 +235,27 @@ impl Risk {
     pub fn heap_bytes(&self) -> usize {
         self.rules.heap_bytes() + self.scorer.as_ref().map_or(0, OnlineScorer::heap_bytes)
     }
+}
+
+/// Scores trader `id` and runs the churn_risk rule on the score.
+fn score_one(
+    scorer: &mut OnlineScorer,
+    rules: &mut TraderRules,
+    pending: &mut Vec<Alert>,
+    id: u32,
+    now: i64,
+    ctx: &Ctx,
+) {
+    let Some(s) = ctx.traders.get(id) else {
+        return;
+    };
+    let Some(p) = scorer.score(id, s, ctx.traders, now) else {
+        return;
+    };
+    let model = scorer.model.clone();
+    let scorer = &*scorer;
+    let reasons = || scorer.reasons(s, ctx.traders, now, REASONS);
+    rules.on_score(id, p, &model, reasons, now, ctx, pending);
 }
 
 fn ctx(ingest: &Ingest) -> Ctx<'_> {

@@ -72,6 +72,16 @@ pub(super) fn playbook(kind: AlertKind, stage: &str) -> &'static str {
     }
 }
 
+/// One trader's turn at a tick: what every time-based rule reads.
+#[derive(Clone, Copy)]
+struct Visit<'a> {
+    cfg: &'a AlertRules,
+    id: TraderId,
+    s: &'a TraderState,
+    now: i64,
+    ctx: &'a Ctx<'a>,
+}
+
 /// `a / b` rounded up.
 fn ceil_div(a: i64, b: i64) -> i64 {
     a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
@@ -338,19 +348,26 @@ impl TraderRules {
                 continue;
             };
             let st = state_mut(&mut self.states, id);
+            let visit = Visit {
+                cfg,
+                id,
+                s,
+                now,
+                ctx,
+            };
             // Each rule says when it could fire next without a new event.
             let mut due = i64::MAX;
             if cfg.section.activation.enabled {
-                due = due.min(activation(cfg, id, s, st, now, ctx, out));
+                due = due.min(activation(&visit, st, out));
             }
             if cfg.section.deposit_recovery.enabled {
-                due = due.min(recovery(cfg, id, st, now, ctx, out));
+                due = due.min(recovery(&visit, st, out));
             }
             if cfg.section.inactivity.enabled {
-                due = due.min(inactivity(cfg, id, s, st, now, ctx, out));
+                due = due.min(inactivity(&visit, st, out));
             }
             if cfg.section.vip_drop.enabled && ctx.traders.segment(s) == Segment::Vip {
-                vip_drop(cfg, id, s, st, now, ctx, out);
+                vip_drop(&visit, st, out);
                 // Rates move over days: look again in a few hours.
                 due = due.min(now + VIP_CHECK_MS);
             }
@@ -461,15 +478,14 @@ fn steps(
     next
 }
 
-fn activation(
-    cfg: &AlertRules,
-    id: TraderId,
-    s: &TraderState,
-    st: &mut AlertState,
-    now: i64,
-    ctx: &Ctx,
-    out: &mut Vec<Alert>,
-) -> i64 {
+fn activation(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
+    let Visit {
+        cfg,
+        id,
+        s,
+        now,
+        ctx,
+    } = *v;
     if s.signup_ts == NEVER || s.deposit_count > 0 {
         return i64::MAX;
     }
@@ -505,14 +521,10 @@ fn activation(
     )
 }
 
-fn recovery(
-    cfg: &AlertRules,
-    id: TraderId,
-    st: &mut AlertState,
-    now: i64,
-    ctx: &Ctx,
-    out: &mut Vec<Alert>,
-) -> i64 {
+fn recovery(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
+    let Visit {
+        cfg, id, now, ctx, ..
+    } = *v;
     if st.failed_since == NEVER {
         return i64::MAX;
     }
@@ -546,15 +558,14 @@ fn recovery(
     next
 }
 
-fn inactivity(
-    cfg: &AlertRules,
-    id: TraderId,
-    s: &TraderState,
-    st: &mut AlertState,
-    now: i64,
-    ctx: &Ctx,
-    out: &mut Vec<Alert>,
-) -> i64 {
+fn inactivity(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
+    let Visit {
+        cfg,
+        id,
+        s,
+        now,
+        ctx,
+    } = *v;
     let last = s.last_activity_ts();
     if last == NEVER {
         return i64::MAX;
@@ -598,15 +609,14 @@ fn inactivity(
     )
 }
 
-fn vip_drop(
-    cfg: &AlertRules,
-    id: TraderId,
-    s: &TraderState,
-    st: &mut AlertState,
-    now: i64,
-    ctx: &Ctx,
-    out: &mut Vec<Alert>,
-) {
+fn vip_drop(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) {
+    let Visit {
+        cfg,
+        id,
+        s,
+        now,
+        ctx,
+    } = *v;
     let rule = &cfg.section.vip_drop;
     let (a7, _, a90) = s.behaviour.sums_at(now);
     let recent = a7[0] / TAU_DAYS[0];
