@@ -18,7 +18,9 @@
 //! - [`window`]: event-time windows: watermarks per partition, the closed
 //!   frontier, late events, the Arrow event tables and their closed rows.
 //! - [`features`]: per-trader state, constant time per event, in a `Vec`
-//!   indexed by trader id; segments; the `traders` snapshot table.
+//!   indexed by trader id: the basic state, behaviour (decayed sums, gaps,
+//!   streaks) and the feature vector the churn model reads offline and
+//!   online; segments; the `traders` snapshot table.
 //! - [`model`]: the churn model: offline examples from history, linfa
 //!   training, evaluation against baselines, the artifact, scoring.
 //! - [`alert`]: risk alerts: per-trader rules (churn risk, inactivity,

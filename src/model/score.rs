@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use super::ModelError;
 use super::artifact::Model;
 use super::dataset::{History, Population, snapshots};
 use super::evaluate::space_for;
@@ -53,14 +52,5 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
-    }
-}
-
-impl From<std::io::Error> for ModelError {
-    fn from(source: std::io::Error) -> Self {
-        ModelError::Io {
-            path: "-".into(),
-            source,
-        }
     }
 }
