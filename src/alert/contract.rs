@@ -128,10 +128,25 @@ impl Alert {
         event_ms: i64,
         window_ms: i64,
     ) -> Self {
+        let mut a = Self::new(kind, trader_id, stage, severity, event_ms, window_ms);
+        a.trader_id = Some(trader_id.to_string());
+        a
+    }
+
+    /// An alert about `subject` (a trader id, a KPI) with every optional
+    /// field empty; `window_ms` identifies the situation.
+    pub fn new(
+        kind: AlertKind,
+        subject: &str,
+        stage: String,
+        severity: Severity,
+        event_ms: i64,
+        window_ms: i64,
+    ) -> Self {
         Self {
-            alert_id: alert_id(kind, trader_id, &stage, window_ms),
+            alert_id: alert_id(kind, subject, &stage, window_ms),
             kind,
-            trader_id: Some(trader_id.to_string()),
+            trader_id: None,
             severity,
             score: None,
             band: None,

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::config::{AlertRules, KpiAgg, KpiDropRule};
-use super::contract::{Alert, AlertKind, AlertReason, KpiRef, Severity, alert_id};
+use super::contract::{Alert, AlertKind, AlertReason, KpiRef, Severity};
 use crate::event::time::format_rfc3339_ms;
 use crate::pipeline::KpiRow;
 
@@ -162,39 +162,27 @@ fn kpi_alert(
     let drop = 1.0 - latest / baseline;
     let round = |x: f64| (x * 1e4).round() / 1e4;
     let end = p + period_ms;
-    Alert {
-        alert_id: alert_id(AlertKind::KpiDrop, &subject, &stage, p),
-        kind: AlertKind::KpiDrop,
-        trader_id: None,
-        severity: if drop >= 0.8 {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        },
-        score: None,
-        band: None,
-        segment: None,
-        stage,
-        reasons: vec![AlertReason {
-            feature: rule.value.clone(),
-            value: round(latest).into(),
-            baseline: Some(round(baseline).into()),
-            contribution: None,
-        }],
-        model_version: None,
-        event_time: format_rfc3339_ms(end),
-        emitted_at: String::new(),
-        channel: None,
-        playbook: Some(super::rules::playbook(AlertKind::KpiDrop, "")),
-        kpi: Some(KpiRef {
-            pipeline: rule.pipeline.clone(),
-            value: rule.value.clone(),
-            labels,
-            latest: round(latest),
-            baseline: round(baseline),
-            drop: round(drop),
-            window_start: format_rfc3339_ms(p),
-        }),
-        event_ms: end,
-    }
+    let severity = if drop >= 0.8 {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let mut a = Alert::new(AlertKind::KpiDrop, &subject, stage, severity, end, p);
+    a.reasons.push(AlertReason {
+        feature: rule.value.clone(),
+        value: round(latest).into(),
+        baseline: Some(round(baseline).into()),
+        contribution: None,
+    });
+    a.playbook = Some(super::rules::playbook(AlertKind::KpiDrop, ""));
+    a.kpi = Some(KpiRef {
+        pipeline: rule.pipeline.clone(),
+        value: rule.value.clone(),
+        labels,
+        latest: round(latest),
+        baseline: round(baseline),
+        drop: round(drop),
+        window_start: format_rfc3339_ms(p),
+    });
+    a
 }

@@ -107,6 +107,14 @@ pub struct FeatureInfo {
     pub std: f64,
 }
 
+/// Standardises one row with the features' training mean and spread.
+#[inline]
+pub fn standardise_row(row: &mut [f64], features: &[FeatureInfo]) {
+    for (v, f) in row.iter_mut().zip(features) {
+        *v = (*v - f.mean) / f.std;
+    }
+}
+
 /// The fitted estimator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -356,15 +364,7 @@ impl Model {
 
     /// Standardises `raw` in place.
     pub fn standardise(&self, raw: &mut [f64]) {
-        for (v, f) in raw.iter_mut().zip(&self.features) {
-            *v = (*v - f.mean) / f.std;
-        }
-    }
-
-    /// Uncalibrated score of standardised features.
-    #[inline]
-    pub fn raw_score(&self, z: &[f64]) -> f64 {
-        self.estimator.predict(z)
+        standardise_row(raw, &self.features);
     }
 
     /// Calibrated churn probability of raw (unscaled) features; `raw` is
@@ -372,7 +372,7 @@ impl Model {
     #[inline]
     pub fn score(&self, raw: &mut [f64]) -> f64 {
         self.standardise(raw);
-        self.calibration.apply(self.raw_score(raw))
+        self.calibration.apply(self.estimator.predict(raw))
     }
 
     /// The `n` features that pushed the score of `raw` up the most.

@@ -83,18 +83,25 @@ pub struct EvalConfig {
     pub active_within_ms: i64,
 }
 
-/// Columns of the RFM baseline in the feature vector.
-fn rfm(row: &[f64]) -> Vec<f64> {
-    let col = |name: &str| NUMERIC.iter().position(|n| *n == name).expect("feature");
-    vec![
-        row[DAYS_SINCE_ACTIVITY],
-        row[col("trades_90d")] + row[col("deposits_90d")],
-        row[col("log_deposit_amount_90d")],
-    ]
-}
-
+/// The RFM baseline's rows: recency, frequency (trades + deposits over
+/// 90 days) and monetary value (log deposit amount over 90 days).
 fn rfm_rows(s: &Snapshot) -> Vec<Vec<f64>> {
-    (0..s.len()).map(|i| rfm(s.row(i))).collect()
+    let col = |name: &str| NUMERIC.iter().position(|n| *n == name).expect("feature");
+    let (trades, deposits, amount) = (
+        col("trades_90d"),
+        col("deposits_90d"),
+        col("log_deposit_amount_90d"),
+    );
+    (0..s.len())
+        .map(|i| {
+            let row = s.row(i);
+            vec![
+                row[DAYS_SINCE_ACTIVITY],
+                row[trades] + row[deposits],
+                row[amount],
+            ]
+        })
+        .collect()
 }
 
 /// Scores every example of `snap` with `model`.

@@ -5,7 +5,7 @@
 use super::ModelError;
 use super::artifact::{
     Bands, CandidateMetrics, Estimator, FORMAT, FORMAT_VERSION, FeatureInfo, Model,
-    TrainingSummary, Validation,
+    TrainingSummary, Validation, standardise_row,
 };
 use super::dataset::{History, Population, Snapshot, snapshots};
 use super::forest::{self, ForestParams};
@@ -82,9 +82,7 @@ pub fn scaling(x: &[Vec<f64>], names: &[String]) -> Vec<FeatureInfo> {
 /// Standardises every row with `features`.
 pub fn standardise(x: &mut [Vec<f64>], features: &[FeatureInfo]) {
     for r in x {
-        for (v, f) in r.iter_mut().zip(features) {
-            *v = (*v - f.mean) / f.std;
-        }
+        standardise_row(r, features);
     }
 }
 

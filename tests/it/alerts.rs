@@ -108,15 +108,12 @@ fn alerts_of(script: &Script, model: Option<Model>) -> Vec<Alert> {
 }
 
 fn alerts_with(script: &Script, model: Option<Model>, rules: AlertRules) -> Vec<Alert> {
-    let mut engine =
-        Engine::with_pipelines(EngineConfig::default(), Vec::new()).expect("an engine");
-    engine.risk.set_rules(rules);
+    let mut engine = rules_engine(rules);
     if let Some(m) = model {
         engine
             .risk
             .use_model(Arc::new(m), &mut engine.ingest, false);
     }
-    engine.risk.outputs.keep = Some(Vec::new());
     for l in &script.lines {
         engine.process(l.as_bytes(), 0, i64::MAX / 2);
     }
@@ -124,6 +121,16 @@ fn alerts_with(script: &Script, model: Option<Model>, rules: AlertRules) -> Vec<
     let alerts = engine.risk.outputs.keep.take().unwrap();
     validate(&alerts);
     alerts
+}
+
+/// An engine with no SQL pipelines (the alert rules only) keeping every
+/// alert in memory.
+fn rules_engine(rules: AlertRules) -> Engine {
+    let mut engine =
+        Engine::with_pipelines(EngineConfig::default(), Vec::new()).expect("an engine");
+    engine.risk.set_rules(rules);
+    engine.risk.outputs.keep = Some(Vec::new());
+    engine
 }
 
 /// Checks alerts with `scripts/validate-alerts` (Python jsonschema).
@@ -470,10 +477,7 @@ fn deposit_rows(amounts: &[f64]) -> Vec<KpiRow> {
 }
 
 fn kpi_alerts(amounts: &[f64]) -> Vec<Alert> {
-    let mut engine =
-        Engine::with_pipelines(EngineConfig::default(), Vec::new()).expect("an engine");
-    engine.risk.set_rules(AlertRules::default());
-    engine.risk.outputs.keep = Some(Vec::new());
+    let mut engine = rules_engine(AlertRules::default());
     engine.risk.on_kpi_rows(&deposit_rows(amounts));
     let a = engine.risk.outputs.keep.take().unwrap();
     validate(&a);
@@ -515,9 +519,7 @@ fn alert_ids_are_deterministic_and_repeats_are_dropped() {
     assert_eq!(unique.len(), a.len(), "one id per situation");
 
     // The same alert twice goes out once.
-    let mut engine =
-        Engine::with_pipelines(EngineConfig::default(), Vec::new()).expect("an engine");
-    engine.risk.outputs.keep = Some(Vec::new());
+    let mut engine = rules_engine(AlertRules::default());
     let t = std::time::Instant::now();
     engine.risk.outputs.emit(a[0].clone(), t);
     engine.risk.outputs.emit(a[0].clone(), t);
