@@ -7,10 +7,10 @@ SELECT window_start, currency,
        sum(withdrawn) AS withdrawals_amount,
        sum(deposited) - sum(withdrawn) AS net_amount
 FROM (
-    SELECT window_start, currency, amount AS deposited, 0.0 AS withdrawn
+    SELECT window_start, currency, amount AS deposited, CAST(0 AS DECIMAL(20, 6)) AS withdrawn
     FROM deposits WHERE status = 'approved'
     UNION ALL
-    SELECT window_start, currency, 0.0 AS deposited, amount AS withdrawn
+    SELECT window_start, currency, CAST(0 AS DECIMAL(20, 6)) AS deposited, amount AS withdrawn
     FROM withdrawals WHERE status = 'approved'
 ) flows
 GROUP BY window_start, currency

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::alert::AlertsSection;
 use crate::model::Model;
 
+use crate::engine::{Engine, EngineConfig, Processed};
 use crate::event::raw::RawTs;
-use crate::pipeline::{Engine, EngineConfig, Ingest, IngestConfig, Outcome, Processed};
+use crate::features::Traders;
+use crate::pipeline::{Dedup, Ingest, IngestConfig};
 use crate::sim::{SimConfig, Simulator};
 
 /// The baseline: the contract's fields decoded into one flat struct with
@@ -144,15 +146,23 @@ pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
         bare_best = bare_best.min(t.elapsed().as_secs_f64());
 
         let t = Instant::now();
-        let mut ingest = Ingest::new(IngestConfig::default());
+        let config = IngestConfig::default();
+        let mut dedup = Dedup::new(config.dedup_window_ms, config.dedup_max_ids);
+        let mut ingest = Ingest::new(config);
+        let mut traders = Traders::default();
         let now = i64::MAX / 2;
         let mut valid = 0u64;
         for l in &lines {
-            valid += u64::from(matches!(ingest.ingest(l, now), Outcome::Valid(_)));
+            if let Ok(e) = ingest.decode(l, now, None, 0)
+                && !dedup.is_duplicate(e.id_hash, e.ts)
+            {
+                traders.apply(&e);
+                valid += 1;
+            }
         }
         pipe_best = pipe_best.min(t.elapsed().as_secs_f64());
         assert_eq!(valid, n, "every simulated event is valid and new");
-        traders_seen = ingest.traders.len();
+        traders_seen = ingest.decoder.traders.len();
 
         for (stage, best) in [
             (Stage::Kpi, &mut kpi_best),
@@ -223,19 +233,32 @@ fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
         .risk
         .set_rules(section.resolve().expect("valid rules"));
     if stage == Stage::Full {
-        engine
-            .risk
-            .use_model(Arc::new(Model::bundled()), &mut engine.ingest, false);
+        engine.risk.use_model(
+            Arc::new(Model::bundled()),
+            &mut engine.ingest.decoder.symbols,
+            false,
+        );
     }
     let t = Instant::now();
     let mut valid = 0u64;
+    let (mut rows, mut alerts) = (0u64, 0u64);
+    let mut count = |engine: &mut Engine| {
+        let out = engine.take_emitted();
+        rows += out.rows() as u64;
+        alerts += out.alerts.len() as u64;
+    };
     for (i, l) in lines.iter().enumerate() {
-        valid += u64::from(matches!(engine.process(l, 0, now), Processed::Valid));
-        if i % 4096 == 0 {
-            engine.maybe_emit();
+        valid += u64::from(matches!(
+            engine.process(l, 0, i as i64, now, None),
+            Processed::Valid
+        ));
+        if i % 4096 == 4095 {
+            engine.advance();
+            count(&mut engine);
         }
     }
     engine.finish();
+    count(&mut engine);
     let seconds = t.elapsed().as_secs_f64();
     assert_eq!(
         valid,
@@ -244,9 +267,9 @@ fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
     );
     EngineRun {
         seconds,
-        rows: engine.outputs.rows,
+        rows,
         pipelines: engine.pipeline_names().len(),
-        alerts: engine.risk.outputs.sent.iter().sum(),
+        alerts,
         scored: engine.risk.scorer.as_ref().map_or(0, |s| s.scored),
     }
 }

@@ -36,6 +36,38 @@ pub struct Config {
     pub model: ModelSection,
     /// Alert rules.
     pub alerts: crate::alert::AlertsSection,
+    /// Durable state: the changelog topic and commits.
+    pub state: StateSection,
+}
+
+/// Durable state settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSection {
+    /// Compacted changelog topic holding each partition's state; default
+    /// `<group>.state`. Created by `pulse run` when missing, with as many
+    /// partitions as the input topic.
+    pub topic: Option<String>,
+    /// Replication factor of the changelog topic when pulse creates it.
+    pub replication: i32,
+    /// How often (wall clock) a checkpoint is committed with the outputs
+    /// and offsets. Shorter: less to redo after a crash and fresher output
+    /// for read_committed readers; longer: fewer transactions.
+    pub commit_every: String,
+    /// How long a Kafka transaction may stay open; the broker aborts one
+    /// left open by a crashed instance after this long.
+    pub transaction_timeout: String,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        Self {
+            topic: None,
+            replication: 1,
+            commit_every: "1s".into(),
+            transaction_timeout: "30s".into(),
+        }
+    }
 }
 
 /// Churn model settings.
@@ -83,6 +115,14 @@ pub struct KafkaConfig {
     /// sasl.mechanism, ...). PULSE_KAFKA_USERNAME / PULSE_KAFKA_PASSWORD fill
     /// sasl.username / sasl.password.
     pub properties: BTreeMap<String, String>,
+    /// `exactly_once` (one transaction per commit holds outputs, changelog
+    /// and offsets; readers use read_committed) or `at_least_once`.
+    pub guarantee: String,
+    /// This instance's name within the group: its transactional id is
+    /// `pulse.<group>.<instance_id>`. A restarted instance with the same
+    /// name fences its crashed predecessor at once; two instances running
+    /// at the same time need different names. Default: the host name.
+    pub instance_id: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -97,6 +137,8 @@ impl Default for KafkaConfig {
             kpi_topic: None,
             alert_topic: "pulse.alerts".into(),
             properties: BTreeMap::new(),
+            guarantee: "exactly_once".into(),
+            instance_id: None,
         }
     }
 }
@@ -228,6 +270,8 @@ impl Config {
             ("windows.grace", &self.windows.grace),
             ("windows.idle_timeout", &self.windows.idle_timeout),
             ("model.reload_every", &self.model.reload_every),
+            ("state.commit_every", &self.state.commit_every),
+            ("state.transaction_timeout", &self.state.transaction_timeout),
         ] {
             if let Err(e) = parse_duration_ms(value) {
                 problems.push(format!("{name}: {e}"));
@@ -247,6 +291,43 @@ impl Config {
         }
         if self.kafka.group.trim().is_empty() {
             problems.push("kafka.group: empty; expected a consumer group name".into());
+        }
+        if !["exactly_once", "at_least_once"].contains(&self.kafka.guarantee.as_str()) {
+            problems.push(format!(
+                "kafka.guarantee: {:?}; expected \"exactly_once\" or \"at_least_once\"",
+                self.kafka.guarantee
+            ));
+        }
+        if self
+            .kafka
+            .instance_id
+            .as_ref()
+            .is_some_and(|i| i.trim().is_empty() || i.contains(char::is_whitespace))
+        {
+            problems.push("kafka.instance_id: expected a name without spaces".into());
+        }
+        if self.state.replication < 1 {
+            problems.push(format!(
+                "state.replication: {}; expected 1 or more",
+                self.state.replication
+            ));
+        }
+        if let Some(t) = &self.state.topic
+            && (t.trim().is_empty() || self.kafka.topics.contains(t))
+        {
+            problems.push(format!(
+                "state.topic: {t:?}; expected a topic name that is not a source topic"
+            ));
+        }
+        if let (Ok(every), Ok(timeout)) = (
+            parse_duration_ms(&self.state.commit_every),
+            parse_duration_ms(&self.state.transaction_timeout),
+        ) && (every <= 0 || timeout <= every)
+        {
+            problems.push(format!(
+                "state.commit_every ({}) must be positive and shorter than state.transaction_timeout ({})",
+                self.state.commit_every, self.state.transaction_timeout
+            ));
         }
         for (name, t) in [
             ("kafka.dead_letter_topic", &self.kafka.dead_letter_topic),
@@ -281,6 +362,20 @@ impl Config {
         }
     }
 
+    /// The changelog topic.
+    pub fn state_topic(&self) -> String {
+        self.state
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.state", self.kafka.group))
+    }
+
+    /// The transactional id of this instance.
+    pub fn transactional_id(&self) -> String {
+        let instance = self.kafka.instance_id.clone().unwrap_or_else(host_name);
+        format!("pulse.{}.{instance}", self.kafka.group)
+    }
+
     /// The window settings (validated).
     pub fn window_config(&self) -> WindowConfig {
         let d = |s: &str, fallback: i64| parse_duration_ms(s).unwrap_or(fallback);
@@ -292,6 +387,16 @@ impl Config {
             ..defaults
         }
     }
+}
+
+/// This machine's name (for the default instance id).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pulse".into())
 }
 
 #[cfg(test)]
@@ -306,6 +411,15 @@ mod tests {
         .unwrap();
         let problems = c.validate().unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:#?}");
+        let c: Config = toml::from_str(
+            "[kafka]\nguarantee = \"maybe\"\n[state]\ncommit_every = \"1m\"\ntransaction_timeout = \"30s\"\nreplication = 0\n",
+        )
+        .unwrap();
+        let problems = c.validate().unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.starts_with("kafka.guarantee")));
+        assert!(problems.iter().any(|p| p.starts_with("state.replication")));
+        assert!(problems.iter().any(|p| p.starts_with("state.commit_every")));
     }
 
     #[test]

@@ -6,17 +6,26 @@
 //!   interning of trader ids and small-set strings, timestamps.
 //! - [`config`]: the `pulse.toml` of `pulse run`, validated up front.
 //! - [`source`]: where bytes come from: NDJSON files line by line, a Kafka
-//!   consumer group (at-least-once commits).
-//! - [`sink`]: the Kafka producer behind the dead-letter, late, KPI and
-//!   alert topics.
+//!   consumer group.
+//! - [`sink`]: the Kafka producer behind the dead-letter, late, KPI,
+//!   alert and changelog topics (transactional under exactly-once).
 //! - [`sim`]: the deterministic synthetic brokerage behind `simulate`,
 //!   `demo` and `bench`, with its ground truth.
-//! - [`pipeline`]: the engine every command shares: ingest (decode,
-//!   validate, de-duplicate, account for every event, dead-letter the bad
-//!   ones), then the DataFusion SQL pipelines of `pipelines/*.sql` and their
-//!   KPI outputs; replay of a file.
-//! - [`window`]: event-time windows: watermarks per partition, the closed
-//!   frontier, late events, the Arrow event tables and their closed rows.
+//! - [`pipeline`]: the pieces of the pipeline: ingest (decode, validate,
+//!   account for every event), de-duplication, dead letters, the DataFusion
+//!   SQL pipelines of `pipelines/*.sql` and their KPI rows.
+//! - [`window`]: event-time windows: watermarks per partition, the release
+//!   buffer that hands events over in event-time order, the Arrow event
+//!   tables and their closed rows.
+//! - [`engine`]: the deterministic core every command shares: ingest, then
+//!   per shard (input partition) release in event-time order into trader
+//!   state, alert rules and tables; ticks and snapshots on event-time
+//!   boundaries; the pipelines over what closed.
+//! - [`state`]: durable state: versioned checkpoint records per shard,
+//!   written incrementally, restored into an engine.
+//! - [`driver`]: the one loop of `replay`, `demo` and `run`: a source (file,
+//!   simulator, Kafka) in, the engine, sinks out; commits with checkpoints
+//!   (Kafka changelog, transactions), restores on assignment.
 //! - [`features`]: per-trader state, constant time per event, in a `Vec`
 //!   indexed by trader id: the basic state, behaviour (decayed sums, gaps,
 //!   streaks) and the feature vector the churn model reads offline and
@@ -37,6 +46,8 @@
 pub mod alert;
 pub mod bench;
 pub mod config;
+pub mod driver;
+pub mod engine;
 pub mod event;
 pub mod features;
 pub mod http;
@@ -46,4 +57,5 @@ pub mod pipeline;
 pub mod sim;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod window;

@@ -8,8 +8,8 @@
 use std::collections::{HashMap, HashSet};
 
 use prometheus::{
-    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::event::{EventType, Reason};
@@ -17,6 +17,17 @@ use crate::pipeline::{KpiRow, Planned, Stats, ValueKind, latest_window};
 
 /// Label sets kept per KPI pipeline; more would be a cardinality bug.
 pub const MAX_SERIES_PER_PIPELINE: usize = 2_000;
+
+/// One KPI series value on `/metrics`: what a checkpoint keeps, so a
+/// restarted instance continues its KPI counters and shows its gauges.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KpiSample {
+    /// Metric name (`pulse_kpi_<pipeline>_<value>`).
+    pub metric: String,
+    /// Label values in the pipeline's label order.
+    pub labels: Vec<String>,
+    pub value: f64,
+}
 
 /// The Prometheus metric behind one KPI value.
 enum KpiMetric {
@@ -27,6 +38,8 @@ enum KpiMetric {
 /// KPI metrics of one pipeline.
 struct KpiFamily {
     values: Vec<KpiMetric>,
+    /// Value names, in the order of `values`.
+    names: Vec<String>,
     series: HashSet<Vec<String>>,
 }
 
@@ -53,12 +66,24 @@ pub struct Metrics {
     sink_errors: IntCounterVec,
     sink_retries: IntCounterVec,
     consumer_lag: IntGaugeVec,
+    restore_seconds: Gauge,
+    restored_bytes: IntCounter,
+    checkpoint_bytes: IntCounter,
+    commit_seconds: Histogram,
     /// Churn model and alert metrics.
     pub risk: crate::alert::RiskMetrics,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
     registry
         .register(Box::new(c.clone()))
         .expect("metric registered once");
@@ -220,7 +245,42 @@ impl Metrics {
         registry
             .register(Box::new(consumer_lag.clone()))
             .expect("metric registered once");
+        let restore_seconds = Gauge::new(
+            "pulse_state_restore_seconds",
+            "Time the latest restore of assigned partitions took, from the changelog.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(restore_seconds.clone()))
+            .expect("metric registered once");
+        let restored_bytes = plain_counter(
+            &registry,
+            "pulse_state_restored_bytes_total",
+            "Bytes of checkpoint records read back on restores.",
+        );
+        let checkpoint_bytes = plain_counter(
+            &registry,
+            "pulse_state_checkpoint_bytes_total",
+            "Bytes of checkpoint records written to the changelog.",
+        );
+        let commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "pulse_state_commit_duration_seconds",
+                "Time of one commit: checkpoint, outputs and offsets.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(commit_seconds.clone()))
+            .expect("metric registered once");
         Self {
+            restore_seconds,
+            restored_bytes,
+            checkpoint_bytes,
+            commit_seconds,
             risk: crate::alert::RiskMetrics::new(&registry),
             sink_errors,
             sink_retries,
@@ -314,6 +374,7 @@ impl Metrics {
             p.name.to_string(),
             KpiFamily {
                 values,
+                names: p.values.iter().map(|v| v.to_string()).collect(),
                 series: HashSet::new(),
             },
         );
@@ -368,6 +429,79 @@ impl Metrics {
         }
     }
 
+    /// The current KPI counters and gauges.
+    #[allow(deprecated)]
+    pub fn kpi_samples(&self) -> Vec<KpiSample> {
+        let mut out = Vec::new();
+        for mf in self.registry.gather() {
+            let name = mf.get_name();
+            if !self.kpi_metric_names().any(|n| n == name) {
+                continue;
+            }
+            let counter = mf.get_field_type() == prometheus::proto::MetricType::COUNTER;
+            for m in mf.get_metric() {
+                let labels = m
+                    .get_label()
+                    .iter()
+                    .map(|l| l.get_value().to_owned())
+                    .collect();
+                let value = if counter {
+                    m.get_counter().get_value()
+                } else {
+                    m.get_gauge().get_value()
+                };
+                out.push(KpiSample {
+                    metric: name.to_owned(),
+                    labels,
+                    value,
+                });
+            }
+        }
+        out
+    }
+
+    fn kpi_metric_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.kpis.iter().flat_map(|(pipeline, f)| {
+            f.names
+                .iter()
+                .map(move |v| format!("pulse_kpi_{pipeline}_{v}"))
+        })
+    }
+
+    /// Continues from saved samples: counters add them, gauges take them.
+    pub fn restore_kpis(&mut self, samples: &[KpiSample]) {
+        for s in samples {
+            for (pipeline, family) in &mut self.kpis {
+                let Some(i) = family
+                    .names
+                    .iter()
+                    .position(|v| format!("pulse_kpi_{pipeline}_{v}") == s.metric)
+                else {
+                    continue;
+                };
+                if !family.series.contains(&s.labels) {
+                    if family.series.len() >= MAX_SERIES_PER_PIPELINE {
+                        continue;
+                    }
+                    family.series.insert(s.labels.clone());
+                }
+                let labels: Vec<&str> = s.labels.iter().map(String::as_str).collect();
+                match &family.values[i] {
+                    KpiMetric::Counter(c) => {
+                        if let Ok(c) = c.get_metric_with_label_values(&labels) {
+                            c.inc_by(s.value.max(0.0));
+                        }
+                    }
+                    KpiMetric::Gauge(g) => {
+                        if let Ok(g) = g.get_metric_with_label_values(&labels) {
+                            g.set(s.value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Records the duration of one pipeline run.
     pub fn observe_query(&mut self, pipeline: &str, seconds: f64) {
         self.query_seconds
@@ -386,6 +520,19 @@ impl Metrics {
         self.event_time.set(frontier_ms as f64 / 1000.0);
         let now = chrono::Utc::now().timestamp_millis();
         self.watermark_lag.set((now - frontier_ms) as f64 / 1000.0);
+    }
+
+    /// Records a restore: how long it took, bytes read so far.
+    pub fn state_restored(&self, seconds: f64, total_bytes: u64) {
+        self.restore_seconds.set(seconds);
+        let c = &self.restored_bytes;
+        c.inc_by(total_bytes.saturating_sub(c.get()));
+    }
+
+    /// Records a commit: checkpoint bytes written and its duration.
+    pub fn state_committed(&self, bytes: u64, seconds: f64) {
+        self.checkpoint_bytes.inc_by(bytes);
+        self.commit_seconds.observe(seconds);
     }
 
     /// Counts a message a sink failed to deliver for good.

@@ -11,8 +11,9 @@ use crate::pipeline::KpiRow;
 /// Series kept per rule (one per value of its `by` label).
 const MAX_SERIES: usize = 2_000;
 
-#[derive(Debug, Default)]
-struct Series {
+/// The trailing periods of one KPI series (part of the checkpoint).
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Series {
     /// Start of the period being filled.
     period: Option<i64>,
     acc: f64,
@@ -28,6 +29,9 @@ pub struct KpiDrop {
     rules: Vec<(KpiDropRule, i64)>,
     series: Vec<HashMap<String, Series>>,
 }
+
+/// The series of every rule, by rule index (what a checkpoint keeps).
+pub type KpiDropState = Vec<Vec<(String, Series)>>;
 
 fn label<'a>(row: &'a KpiRow, name: &str) -> Option<&'a str> {
     row.labels
@@ -47,6 +51,27 @@ impl KpiDrop {
             .collect();
         let series = rules.iter().map(|_| HashMap::new()).collect();
         Self { rules, series }
+    }
+
+    /// The series of every rule, sorted (for a checkpoint).
+    pub fn state(&self) -> KpiDropState {
+        self.series
+            .iter()
+            .map(|m| {
+                let mut v: Vec<(String, Series)> =
+                    m.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            })
+            .collect()
+    }
+
+    /// Restores the series saved by [`KpiDrop::state`] (rules beyond the
+    /// current ones are ignored).
+    pub fn restore(&mut self, state: KpiDropState) {
+        for (m, saved) in self.series.iter_mut().zip(state) {
+            *m = saved.into_iter().collect();
+        }
     }
 
     /// Feeds the rows of one pipeline run (any order).

@@ -1,7 +1,7 @@
 //! Risk alerts: the contract (`schemas/alert.schema.json`), the rules of
 //! `[alerts]` in `pulse.toml`, their per-trader state, churn scoring on
 //! event time, the KPI drop rules, and the outputs (JSONL, alert topic,
-//! `/api/alerts`, metrics) with repeats dropped by alert id.
+//! `/api/alerts`, metrics); repeats are dropped by alert id.
 
 mod config;
 mod contract;
@@ -9,12 +9,16 @@ mod kpi_drop;
 mod metrics;
 mod risk;
 mod rules;
+mod sent;
 mod sink;
 mod state;
 
 pub use config::{AlertRules, AlertsSection, KpiAgg, KpiDropRule};
 pub use contract::{Alert, AlertKind, AlertReason, KpiRef, Severity, alert_id};
+pub use kpi_drop::{KpiDrop, KpiDropState, Series};
 pub use metrics::RiskMetrics;
-pub use risk::Risk;
+pub use risk::{Clock, Risk};
 pub use rules::{Ctx, TraderRules};
+pub use sent::{SentBlock, SentIds};
 pub use sink::{AlertOutputs, RECENT_ALERTS};
+pub use state::AlertState;

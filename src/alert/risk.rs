@@ -1,19 +1,25 @@
-//! The risk stage of the engine: per-trader rules, churn scoring and KPI
-//! drop rules, driven by events and by event time, with the model
-//! hot-reloaded from its file.
+//! The risk stage: per-trader rules, churn scoring and KPI drop rules,
+//! driven by events and by event time, with the model hot-reloaded from
+//! its file. Alerts come out deduplicated by id; where they go is the
+//! caller's business.
+//!
+//! Time-based work runs per shard on a fixed grid of event time (`tick`,
+//! `score_changed_every`, `rescore_every`), each tick seeing exactly the
+//! events before it, so a backlog read at full speed gives the same alerts
+//! as a live stream.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::config::AlertRules;
-use super::contract::Alert;
+use super::contract::{Alert, AlertKind};
 use super::kpi_drop::KpiDrop;
+use super::metrics::RiskMetrics;
 use super::rules::{Ctx, TraderRules};
-use super::sink::AlertOutputs;
-use crate::event::{Body, Event};
+use super::sent::SentIds;
+use crate::event::{Body, Event, Interner, fixed_hasher};
 use crate::model::{Model, ModelError, OnlineScorer};
-use crate::pipeline::{Ingest, KpiRow};
 
 /// Reasons listed in a churn_risk alert.
 const REASONS: usize = 3;
@@ -31,18 +37,35 @@ fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// Rules, scorer and outputs.
+/// Where a shard stands on the grid of event time (part of the checkpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Clock {
+    /// The next tick to run; `None` before the shard's first event.
+    pub next_tick: Option<i64>,
+    /// A reloaded model: everyone is re-scored at the next tick.
+    pub rescore_all: bool,
+}
+
+/// Rules, scorer and the memory of ids sent.
 pub struct Risk {
     pub rules: TraderRules,
-    kpi: KpiDrop,
+    pub kpi: KpiDrop,
     pub scorer: Option<OnlineScorer>,
-    pub outputs: AlertOutputs,
-    next_tick: Option<i64>,
-    next_rescore: Option<i64>,
+    /// Per shard.
+    pub clocks: Vec<Clock>,
+    /// Per shard, the ids of trader alerts sent; `kpi_sent` for kpi_drop.
+    pub sent: Vec<SentIds>,
+    pub kpi_sent: SentIds,
+    /// Alert ids remembered per shard.
+    pub dedup_capacity: usize,
+    /// Repeats dropped, per kind.
+    pub duplicates: [u64; 8],
+    pub metrics: Option<RiskMetrics>,
     watch: Option<ModelWatch>,
     pending: Vec<Alert>,
     /// Wall-clock time the model in use was loaded (RFC 3339).
     pub loaded_at: String,
+    hasher: ahash::RandomState,
 }
 
 impl Default for Risk {
@@ -52,24 +75,36 @@ impl Default for Risk {
 }
 
 impl Risk {
-    /// Replaces the rules (the model and outputs stay).
-    pub fn set_rules(&mut self, rules: AlertRules) {
-        self.kpi = KpiDrop::new(&rules);
-        self.rules = TraderRules::new(rules);
-    }
-
     pub fn new(rules: AlertRules) -> Self {
+        let capacity = rules.section.dedup_ids.max(1);
         Self {
             kpi: KpiDrop::new(&rules),
             rules: TraderRules::new(rules),
             scorer: None,
-            outputs: AlertOutputs::default(),
-            next_tick: None,
-            next_rescore: None,
+            clocks: Vec::new(),
+            sent: Vec::new(),
+            kpi_sent: SentIds::new(capacity),
+            dedup_capacity: capacity,
+            duplicates: [0; 8],
+            metrics: None,
             watch: None,
             pending: Vec::new(),
             loaded_at: String::new(),
+            hasher: fixed_hasher(),
         }
+    }
+
+    /// Replaces the rules (the model stays).
+    pub fn set_rules(&mut self, rules: AlertRules) {
+        let scorer = self.scorer.take();
+        let metrics = self.metrics.take();
+        let watch = self.watch.take();
+        let loaded_at = std::mem::take(&mut self.loaded_at);
+        *self = Self::new(rules);
+        self.scorer = scorer;
+        self.metrics = metrics;
+        self.watch = watch;
+        self.loaded_at = loaded_at;
     }
 
     /// Loads the model to score with; with `watch`, the file is checked
@@ -77,11 +112,11 @@ impl Risk {
     pub fn load_model(
         &mut self,
         path: PathBuf,
-        ingest: &mut Ingest,
+        symbols: &mut Interner,
         watch: Option<Duration>,
     ) -> Result<(), ModelError> {
         let model = Model::load(&path)?;
-        self.use_model(Arc::new(model), ingest, false);
+        self.use_model(Arc::new(model), symbols, false);
         if let Some(every) = watch {
             self.watch = Some(ModelWatch {
                 stamp: stamp(&path),
@@ -93,24 +128,27 @@ impl Risk {
         Ok(())
     }
 
-    /// Scores with `model` from now on.
-    pub fn use_model(&mut self, model: Arc<Model>, ingest: &mut Ingest, reloaded: bool) {
-        if let Some(m) = &self.outputs.metrics {
+    /// Scores with `model` from now on; a reloaded model re-scores
+    /// everyone at each shard's next tick.
+    pub fn use_model(&mut self, model: Arc<Model>, symbols: &mut Interner, reloaded: bool) {
+        if let Some(m) = &self.metrics {
             m.model(&model.name, &model.version, reloaded);
         }
         self.loaded_at =
             crate::event::time::format_rfc3339_ms(chrono::Utc::now().timestamp_millis());
         match &mut self.scorer {
-            Some(s) => s.replace(model, &mut ingest.decoder.symbols),
-            None => self.scorer = Some(OnlineScorer::new(model, &mut ingest.decoder.symbols)),
+            Some(s) => s.replace(model, symbols),
+            None => self.scorer = Some(OnlineScorer::new(model, symbols)),
         }
-        // Everyone is re-scored with the new model at the next tick.
-        self.next_rescore = None;
+        if reloaded {
+            self.clocks.iter_mut().for_each(|c| c.rescore_all = true);
+        }
     }
 
-    /// Live mode: loads the model file again if it changed. A bad file
-    /// keeps the model in use and counts an error.
-    pub fn maybe_reload(&mut self, ingest: &mut Ingest) {
+    /// Live mode: loads the model file again if it changed (checked on the
+    /// wall clock: liveness only). A bad file keeps the model in use and
+    /// counts an error.
+    pub fn maybe_reload(&mut self, symbols: &mut Interner) {
         let Some(w) = &mut self.watch else { return };
         if w.last_check.elapsed() < w.every {
             return;
@@ -125,20 +163,50 @@ impl Risk {
         match Model::load(&path) {
             Ok(model) => {
                 tracing::info!(path = %path.display(), version = %model.version, "model reloaded");
-                self.use_model(Arc::new(model), ingest, true);
+                self.use_model(Arc::new(model), symbols, true);
             }
             Err(e) => {
                 tracing::error!(error = %e, "model file changed but cannot be loaded; keeping the model in use");
-                if let Some(m) = &self.outputs.metrics {
+                if let Some(m) = &self.metrics {
                     m.reload_error();
                 }
             }
         }
     }
 
+    /// The clock of `shard`.
+    pub fn clock(&mut self, shard: u32) -> &mut Clock {
+        let s = shard as usize;
+        if s >= self.clocks.len() {
+            self.clocks.resize(s + 1, Clock::default());
+        }
+        &mut self.clocks[s]
+    }
+
+    /// The id memory of `shard`.
+    pub fn sent(&mut self, shard: u32) -> &mut SentIds {
+        let s = shard as usize;
+        if s >= self.sent.len() {
+            let cap = self.dedup_capacity;
+            self.sent.resize_with(s + 1, || SentIds::new(cap));
+        }
+        &mut self.sent[s]
+    }
+
+    /// Drops one shard's risk state (its partition left this instance).
+    pub fn clear_shard(&mut self, shard: u32) {
+        self.rules.clear_shard(shard);
+        if let Some(s) = &mut self.scorer {
+            s.clear_shard(shard);
+        }
+        *self.clock(shard) = Clock::default();
+        let cap = self.dedup_capacity;
+        *self.sent(shard) = SentIds::new(cap);
+    }
+
     /// Event rules, and the trader's score marked stale.
     #[inline]
-    pub fn on_event(&mut self, e: &Event, ingest: &Ingest) {
+    pub fn on_event(&mut self, shard: u32, e: &Event, ctx: &Ctx, out: &mut Vec<Alert>) {
         if let Some(s) = &mut self.scorer
             && matches!(
                 e.body,
@@ -147,93 +215,115 @@ impl Risk {
         {
             s.mark(e.trader);
         }
-        let ctx = ctx(ingest);
-        self.rules.on_event(e, &ctx, &mut self.pending);
-        self.flush_pending();
+        self.rules.on_event(e, ctx, &mut self.pending);
+        self.flush_pending(Some(shard), out);
     }
 
-    /// When the next time-based check is due (event time).
-    #[inline]
-    pub fn due(&self) -> i64 {
-        self.next_tick.unwrap_or(i64::MIN)
-    }
-
-    /// Runs every tick up to event time `now`: scoring of changed traders
-    /// (everyone on the re-score tick) and the time-based rules.
-    pub fn advance(&mut self, now: i64, ingest: &Ingest) {
+    /// Runs every tick of `shard` up to event time `upto` (inclusive):
+    /// scoring of changed traders (everyone on the re-score grid) and the
+    /// time-based rules. The shard's state must hold exactly the events
+    /// before each tick, so the caller runs this before applying an event
+    /// at `upto`.
+    pub fn advance(&mut self, shard: u32, upto: i64, ctx: &Ctx, out: &mut Vec<Alert>) {
         let tick = self.rules.rules.tick_ms;
         let rescore = self.rules.rules.rescore_ms;
         let changed = self.rules.rules.score_changed_ms;
-        let Some(mut t) = self.next_tick else {
-            self.next_tick = Some(now.div_euclid(tick) * tick + tick);
+        let clock = *self.clock(shard);
+        let Some(mut t) = clock.next_tick else {
+            // The first event of the shard: its traders start here.
+            self.clock(shard).next_tick = Some(upto.div_euclid(tick) * tick + tick);
             return;
         };
-        let ctx = ctx(ingest);
-        while t <= now {
-            let everyone = self.next_rescore.is_none_or(|r| t >= r);
-            if everyone {
-                self.next_rescore = Some(t.div_euclid(rescore) * rescore + rescore);
-            }
+        let mut rescore_all = clock.rescore_all;
+        while t <= upto {
+            let everyone = rescore_all || t.rem_euclid(rescore) == 0;
             if everyone || t.rem_euclid(changed) == 0 {
                 // Stale: not scored in the last half period, so a trader
                 // scored in the afternoon is still re-scored next midnight.
-                self.score(t, everyone.then_some(t - rescore / 2), &ctx);
+                self.score(shard, t, everyone.then_some(t - rescore / 2), ctx);
             }
-            self.rules.on_tick(t, &ctx, &mut self.pending);
+            rescore_all = false;
+            self.rules.on_tick(shard, t, ctx, &mut self.pending);
+            self.flush_pending(Some(shard), out);
             t += tick;
         }
-        self.next_tick = Some(t);
-        if let (Some(s), Some(m)) = (&self.scorer, &self.outputs.metrics) {
+        let c = self.clock(shard);
+        c.next_tick = Some(t);
+        c.rescore_all = rescore_all;
+        if let (Some(s), Some(m)) = (&self.scorer, &self.metrics) {
             m.bands(&s.counts);
         }
-        self.flush_pending();
     }
 
-    /// Scores the traders whose features changed; with `stale_before`,
-    /// also everyone not scored since then.
-    fn score(&mut self, now: i64, stale_before: Option<i64>, ctx: &Ctx) {
+    /// Scores the traders of `shard` whose features changed; with
+    /// `stale_before`, also everyone not scored since then.
+    fn score(&mut self, shard: u32, now: i64, stale_before: Option<i64>, ctx: &Ctx) {
         let Some(scorer) = &mut self.scorer else {
             return;
         };
         let before = scorer.scored;
-        for id in scorer.take_dirty() {
+        for id in scorer.take_dirty(shard) {
             score_one(scorer, &mut self.rules, &mut self.pending, id, now, ctx);
         }
         // Then everyone not scored recently (the changed traders were just
         // scored, so nobody is scored twice in one tick).
         if let Some(t) = stale_before {
-            let stale: Vec<u32> = (0..ctx.traders.len() as u32)
+            let stale: Vec<u32> = ctx
+                .traders
+                .iter_shard(shard)
+                .map(|(id, _)| id)
                 .filter(|&id| !scorer.scored_after(id, t))
                 .collect();
             for id in stale {
                 score_one(scorer, &mut self.rules, &mut self.pending, id, now, ctx);
             }
         }
-        if let Some(m) = &self.outputs.metrics {
+        if let Some(m) = &self.metrics {
             m.scored(scorer.scored - before);
         }
     }
 
-    /// KPI rows of one cycle, for the kpi_drop rules.
-    pub fn on_kpi_rows(&mut self, rows: &[KpiRow]) {
+    /// KPI rows of one emission, for the kpi_drop rules.
+    pub fn on_kpi_rows(&mut self, rows: &[crate::pipeline::KpiRow], out: &mut Vec<Alert>) {
         self.kpi.on_rows(rows, &mut self.pending);
-        self.flush_pending();
+        self.flush_pending(None, out);
     }
 
-    fn flush_pending(&mut self) {
+    /// Moves new alerts to `out`, dropping ids sent before (per shard for
+    /// trader alerts, `None` for KPI alerts).
+    fn flush_pending(&mut self, shard: Option<u32>, out: &mut Vec<Alert>) {
         if self.pending.is_empty() {
             return;
         }
-        let trigger = Instant::now();
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let emitted_at = crate::event::time::format_rfc3339_ms(now_ms);
-        for mut a in self.pending.drain(..) {
-            self.outputs.emit_at(&mut a, trigger, now_ms, &emitted_at);
+        let mut pending = std::mem::take(&mut self.pending);
+        for a in pending.drain(..) {
+            self.send(shard, a, out);
+        }
+        self.pending = pending;
+    }
+
+    /// Moves one alert to `out` unless its id was sent before (trader
+    /// alerts remember ids per shard, `None` for KPI alerts).
+    pub fn send(&mut self, shard: Option<u32>, a: Alert, out: &mut Vec<Alert>) {
+        let fingerprint = self.hasher.hash_one(&a.alert_id);
+        let new = match shard {
+            Some(s) if a.kind != AlertKind::KpiDrop => self.sent(s).insert(fingerprint),
+            _ => self.kpi_sent.insert(fingerprint),
+        };
+        if new {
+            out.push(a);
+        } else {
+            self.duplicates[a.kind.index()] += 1;
+            if let Some(m) = &self.metrics {
+                m.duplicate(a.kind);
+            }
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.rules.heap_bytes() + self.scorer.as_ref().map_or(0, OnlineScorer::heap_bytes)
+        self.rules.heap_bytes()
+            + self.scorer.as_ref().map_or(0, OnlineScorer::heap_bytes)
+            + self.sent.iter().map(SentIds::heap_bytes).sum::<usize>()
     }
 }
 
@@ -256,12 +346,4 @@ fn score_one(
     let scorer = &*scorer;
     let reasons = || scorer.reasons(s, ctx.traders, now, REASONS);
     rules.on_score(id, p, &model, reasons, now, ctx, pending);
-}
-
-fn ctx(ingest: &Ingest) -> Ctx<'_> {
-    Ctx {
-        traders: &ingest.traders,
-        names: &ingest.decoder.traders,
-        symbols: &ingest.decoder.symbols,
-    }
 }

@@ -8,15 +8,17 @@ use super::config::AlertRules;
 use super::contract::{Alert, AlertKind, AlertReason, Severity};
 use super::state::{AlertState, FAILED_RING, remember};
 use crate::event::time::DAY_MS;
-use crate::event::{Body, DepositStatus, Event, Interner, TraderId, WithdrawalStatus};
-use crate::features::{NEVER, Segment, TAU_DAYS, TraderState, Traders};
+use crate::event::{
+    Body, DepositStatus, Event, Interner, ShardedNames, TraderId, WithdrawalStatus, shard_of,
+};
+use crate::features::{NEVER, PerTrader, Segment, TAU_DAYS, TraderState, Traders};
 use crate::model::{Band, Model, Reason};
 
 /// What the rules read besides their own state.
 pub struct Ctx<'a> {
     pub traders: &'a Traders,
     /// Trader id names.
-    pub names: &'a Interner,
+    pub names: &'a ShardedNames,
     /// Small-set strings (channels).
     pub symbols: &'a Interner,
 }
@@ -87,65 +89,99 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
 }
 
-fn state_mut(states: &mut Vec<AlertState>, id: TraderId) -> &mut AlertState {
-    let i = id as usize;
-    if i >= states.len() {
-        states.resize(i + 1, AlertState::default());
-    }
-    &mut states[i]
+/// The time-based checks of one shard: derived from the dues in the
+/// per-trader state, so they are rebuilt rather than saved.
+#[derive(Debug, Default)]
+struct Wheel {
+    /// Traders with an event since the last tick.
+    touched: Vec<TraderId>,
+    /// Scheduled checks by tick (a timer wheel): (due, trader) in the
+    /// bucket of the first tick at or after `due`; entries whose due no
+    /// longer matches the trader's `next_due` are stale and skipped. Each
+    /// tick visits only the traders due, not everyone.
+    schedule: BTreeMap<i64, Vec<(i64, TraderId)>>,
+    scheduled: usize,
 }
 
 /// The rules with their per-trader state.
 pub struct TraderRules {
     pub rules: AlertRules,
-    states: Vec<AlertState>,
-    /// Per trader, the earliest event time a time-based rule could fire
-    /// without a new event (`i64::MAX`: never; `i64::MIN`: at the next
-    /// tick, already queued in `touched`).
-    next_due: Vec<i64>,
-    /// Traders with an event since the last tick.
-    touched: Vec<TraderId>,
-    /// Scheduled checks by tick (a timer wheel): (due, trader) in the
-    /// bucket of the first tick at or after `due`; entries whose due no
-    /// longer matches `next_due` are stale and skipped. Each tick visits
-    /// only the traders due, not everyone.
-    schedule: BTreeMap<i64, Vec<(i64, TraderId)>>,
-    scheduled: usize,
+    /// Per-trader memory of the rules (part of the checkpoint).
+    pub states: PerTrader<AlertState>,
+    wheels: Vec<Wheel>,
 }
 
 impl TraderRules {
     pub fn new(rules: AlertRules) -> Self {
         Self {
             rules,
-            states: Vec::new(),
-            next_due: Vec::new(),
-            touched: Vec::new(),
-            schedule: BTreeMap::new(),
-            scheduled: 0,
+            states: PerTrader::default(),
+            wheels: Vec::new(),
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.states.capacity() * std::mem::size_of::<AlertState>()
-            + self.next_due.capacity() * 8
-            + self.touched.capacity() * 4
-            + self.scheduled * 16
+        self.states.heap_bytes()
+            + self
+                .wheels
+                .iter()
+                .map(|w| w.touched.capacity() * 4 + w.scheduled * 16)
+                .sum::<usize>()
+    }
+
+    fn wheel(&mut self, shard: u32) -> &mut Wheel {
+        let s = shard as usize;
+        if s >= self.wheels.len() {
+            self.wheels.resize_with(s + 1, Wheel::default);
+        }
+        &mut self.wheels[s]
+    }
+
+    /// Replaces one shard's per-trader state (a restored checkpoint) and
+    /// rebuilds its checks from the dues.
+    pub fn set_shard(&mut self, shard: u32, states: Vec<AlertState>) {
+        self.states.set_shard(shard, states);
+        self.rebuild(shard);
+    }
+
+    /// Drops one shard's state (its partition left this instance).
+    pub fn clear_shard(&mut self, shard: u32) {
+        self.states.clear_shard(shard);
+        *self.wheel(shard) = Wheel::default();
+    }
+
+    /// Rebuilds a shard's wheel from the dues of its traders.
+    fn rebuild(&mut self, shard: u32) {
+        let tick = self.rules.tick_ms;
+        let mut w = Wheel::default();
+        for (id, st) in self.states.iter_shard(shard) {
+            match st.next_due {
+                i64::MAX => {}
+                i64::MIN => w.touched.push(id),
+                due => {
+                    w.schedule
+                        .entry(ceil_div(due, tick))
+                        .or_default()
+                        .push((due, id));
+                    w.scheduled += 1;
+                }
+            }
+        }
+        *self.wheel(shard) = w;
     }
 
     /// Rules that fire on an event (security, AML, recovery bookkeeping).
     pub fn on_event(&mut self, e: &Event, ctx: &Ctx, out: &mut Vec<Alert>) {
+        let st = self.states.get_mut(e.trader);
+        // Anything may have changed: the time-based rules look again.
+        let touched = st.next_due != i64::MIN;
+        st.next_due = i64::MIN;
+        if touched {
+            self.wheel(shard_of(e.trader)).touched.push(e.trader);
+        }
         let cfg = &self.rules;
         let (sec, aml) = (&cfg.section.security, &cfg.section.aml);
-        let st = state_mut(&mut self.states, e.trader);
-        // Anything may have changed: the time-based rules look again.
-        let i = e.trader as usize;
-        if i >= self.next_due.len() {
-            self.next_due.resize(i + 1, i64::MAX);
-        }
-        if self.next_due[i] != i64::MIN {
-            self.next_due[i] = i64::MIN;
-            self.touched.push(e.trader);
-        }
+        let st = self.states.get_mut(e.trader);
         match &e.body {
             Body::Login(l) if sec.enabled => {
                 if !l.success {
@@ -233,7 +269,8 @@ impl TraderRules {
                     }
                 }
                 let near = aml.threshold * aml.near_share;
-                if !aml.enabled || d.amount < near || d.amount >= aml.threshold {
+                let amount = d.amount.as_f64();
+                if !aml.enabled || amount < near || amount >= aml.threshold {
                     return;
                 }
                 let day = e.ts.div_euclid(DAY_MS);
@@ -267,10 +304,10 @@ impl TraderRules {
                     && e.ts - st.last_deposit_ts <= cfg.flip_within_ms;
                 if recent
                     && !st.traded_since_deposit
-                    && w.amount >= aml.flip_share * st.last_deposit_amount
+                    && w.amount.as_f64() >= aml.flip_share * st.last_deposit_amount.as_f64()
                 {
                     let deposit_ts = st.last_deposit_ts;
-                    let deposit = st.last_deposit_amount;
+                    let deposit = st.last_deposit_amount.as_f64();
                     // One alert per deposit.
                     st.last_deposit_ts = NEVER;
                     let mut a = ctx.alert(
@@ -281,8 +318,11 @@ impl TraderRules {
                         e.ts,
                         deposit_ts,
                     );
-                    a.reasons
-                        .push(AlertReason::new("withdrawal_amount", w.amount, deposit));
+                    a.reasons.push(AlertReason::new(
+                        "withdrawal_amount",
+                        w.amount.as_f64(),
+                        deposit,
+                    ));
                     a.reasons.push(AlertReason::new(
                         "hours_since_deposit",
                         ((e.ts - deposit_ts) as f64 / 3.6e6 * 100.0).round() / 100.0,
@@ -297,10 +337,10 @@ impl TraderRules {
         }
     }
 
-    /// Time-based rules for every trader, as of event time `now`.
-    pub fn on_tick(&mut self, now: i64, ctx: &Ctx, out: &mut Vec<Alert>) {
-        let cfg = &self.rules;
-        let s = &cfg.section;
+    /// Time-based rules for the traders of `shard` that are due, as of
+    /// event time `now` (their state holds every event before `now`).
+    pub fn on_tick(&mut self, shard: u32, now: i64, ctx: &Ctx, out: &mut Vec<Alert>) {
+        let s = &self.rules.section;
         if !(s.activation.enabled
             || s.deposit_recovery.enabled
             || s.inactivity.enabled
@@ -308,46 +348,47 @@ impl TraderRules {
         {
             return;
         }
+        let tick = self.rules.tick_ms;
+        let traders_in_shard = self.states.shard(shard).len();
         // Stale entries pile up for traders who keep coming back; rebuild
         // from the dues when they outnumber the traders, so memory stays
         // bounded by the number of traders.
-        let tick = cfg.tick_ms;
-        if self.scheduled > 4 * self.next_due.len() + 1024 {
-            self.schedule.clear();
-            self.scheduled = 0;
-            for (i, &due) in self.next_due.iter().enumerate() {
-                if due != i64::MAX && due != i64::MIN {
-                    let bucket = self.schedule.entry(ceil_div(due, tick)).or_default();
-                    bucket.push((due, i as TraderId));
-                    self.scheduled += 1;
-                }
-            }
+        if self.wheel(shard).scheduled > 4 * traders_in_shard + 1024 {
+            self.rebuild(shard);
+            // Touched traders were queued again by the rebuild.
         }
-        let mut due_now = std::mem::take(&mut self.touched);
-        while let Some(entry) = self.schedule.first_entry() {
+        let w = self.wheel(shard);
+        let mut due_now = std::mem::take(&mut w.touched);
+        let mut later = Vec::new();
+        while let Some(entry) = w.schedule.first_entry() {
             if entry.key().saturating_mul(tick) > now {
                 break;
             }
             let bucket = entry.remove();
-            self.scheduled -= bucket.len();
-            for (due, id) in bucket {
-                if due <= now && self.next_due[id as usize] == due {
-                    due_now.push(id);
-                } else if due > now {
-                    // Not yet (a tick off the grid): keep it.
-                    self.schedule
-                        .entry(ceil_div(due, tick) + 1)
-                        .or_default()
-                        .push((due, id));
-                    self.scheduled += 1;
-                }
+            w.scheduled -= bucket.len();
+            later.extend(bucket);
+        }
+        for (due, id) in later {
+            let current = self.states.get(id).map_or(i64::MAX, |st| st.next_due);
+            if due <= now && current == due {
+                due_now.push(id);
+            } else if due > now {
+                // Not yet (a tick off the grid): keep it.
+                let w = self.wheel(shard);
+                w.schedule
+                    .entry(ceil_div(due, tick) + 1)
+                    .or_default()
+                    .push((due, id));
+                w.scheduled += 1;
             }
         }
+        let cfg = &self.rules;
+        let mut scheduled = Vec::new();
         for id in due_now {
             let Some(s) = ctx.traders.get(id) else {
                 continue;
             };
-            let st = state_mut(&mut self.states, id);
+            let st = self.states.get_mut(id);
             let visit = Visit {
                 cfg,
                 id,
@@ -371,14 +412,18 @@ impl TraderRules {
                 // Rates move over days: look again in a few hours.
                 due = due.min(now + VIP_CHECK_MS);
             }
-            self.next_due[id as usize] = due;
+            st.next_due = due;
             if due != i64::MAX {
-                self.schedule
-                    .entry(ceil_div(due, cfg.tick_ms))
-                    .or_default()
-                    .push((due, id));
-                self.scheduled += 1;
+                scheduled.push((due, id));
             }
+        }
+        let w = self.wheel(shard);
+        for (due, id) in scheduled {
+            w.schedule
+                .entry(ceil_div(due, tick))
+                .or_default()
+                .push((due, id));
+            w.scheduled += 1;
         }
     }
 
@@ -398,7 +443,7 @@ impl TraderRules {
         if !cfg.section.churn_risk.enabled {
             return;
         }
-        let st = state_mut(&mut self.states, id);
+        let st = self.states.get_mut(id);
         let high = model.bands.high;
         if score < high - cfg.section.churn_risk.hysteresis {
             st.risk_armed = true;

@@ -1,7 +1,8 @@
 //! Where alerts go: the JSONL file, the alert topic, the recent-alerts
-//! store of `/api/alerts`, metrics; repeats of an alert id are dropped.
+//! store of `/api/alerts`, metrics. (Repeats of an id were dropped before,
+//! by the risk stage.)
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -29,46 +30,26 @@ pub struct AlertOutputs {
     pub latency_from_event_time: bool,
     /// Alerts sent, per kind.
     pub sent: [u64; 8],
-    pub duplicates: u64,
     /// First write failure of the file sink.
     pub error: Option<std::io::Error>,
-    /// Fingerprints of the ids sent, oldest first in `order`.
-    seen: HashSet<u64, ahash::RandomState>,
-    order: VecDeque<u64>,
-    /// Ids remembered (0: the default of 200,000).
-    pub dedup_capacity: usize,
-    hasher: ahash::RandomState,
 }
 
 impl AlertOutputs {
-    /// Sends `a` unless its id was sent already.
-    pub fn emit(&mut self, mut a: Alert, trigger: Instant) {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        self.emit_at(&mut a, trigger, now_ms, &format_rfc3339_ms(now_ms));
-    }
-
-    /// Sends `a` with `emitted_at` (one clock reading per batch).
-    pub fn emit_at(&mut self, a: &mut Alert, trigger: Instant, now_ms: i64, emitted_at: &str) {
-        let fingerprint = self.hasher.hash_one(&a.alert_id);
-        if self.seen.contains(&fingerprint) {
-            self.duplicates += 1;
-            if let Some(m) = &self.metrics {
-                m.duplicate(a.kind);
-            }
+    /// Sends every alert of `alerts`, stamped with one clock reading;
+    /// `trigger` is when the engine produced them.
+    pub fn emit_all(&mut self, alerts: &mut [Alert], trigger: Instant) {
+        if alerts.is_empty() {
             return;
         }
-        let cap = if self.dedup_capacity == 0 {
-            200_000
-        } else {
-            self.dedup_capacity
-        };
-        if self.order.len() >= cap
-            && let Some(old) = self.order.pop_front()
-        {
-            self.seen.remove(&old);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let emitted_at = format_rfc3339_ms(now_ms);
+        for a in alerts {
+            self.emit_at(a, trigger, now_ms, &emitted_at);
         }
-        self.seen.insert(fingerprint);
-        self.order.push_back(fingerprint);
+    }
+
+    /// Sends `a` with `emitted_at`.
+    pub fn emit_at(&mut self, a: &mut Alert, trigger: Instant, now_ms: i64, emitted_at: &str) {
         a.emitted_at = emitted_at.to_string();
         self.sent[a.kind.index()] += 1;
         if let Some(m) = &self.metrics {

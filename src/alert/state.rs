@@ -1,7 +1,7 @@
 //! What the alert rules remember per trader: a few flags and times, fixed
 //! size, so memory stays bounded however long a trader lives.
 
-use crate::event::Sym;
+use crate::event::{Money, Sym};
 use crate::features::NEVER;
 
 /// Devices and countries remembered per trader for the security rule.
@@ -11,7 +11,7 @@ pub const KNOWN_COUNTRIES: usize = 3;
 pub const FAILED_RING: usize = 8;
 
 /// Per-trader alert state.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertState {
     /// churn_risk: armed until it fires; re-armed below the hysteresis.
     pub risk_armed: bool,
@@ -36,11 +36,15 @@ pub struct AlertState {
     pub countries: [Sym; KNOWN_COUNTRIES],
     /// aml: the last approved deposit and whether a trade followed it.
     pub last_deposit_ts: i64,
-    pub last_deposit_amount: f64,
+    pub last_deposit_amount: Money,
     pub traded_since_deposit: bool,
     /// aml structuring: UTC day and count of near-threshold deposits.
     pub near_day: i64,
     pub near_count: u32,
+    /// The earliest event time a time-based rule could fire without a new
+    /// event (`i64::MAX`: never; `i64::MIN`: at the next tick, already
+    /// queued as touched).
+    pub next_due: i64,
 }
 
 impl Default for AlertState {
@@ -62,7 +66,8 @@ impl Default for AlertState {
             devices: [0; KNOWN_DEVICES],
             countries: [u32::MAX; KNOWN_COUNTRIES],
             last_deposit_ts: NEVER,
-            last_deposit_amount: 0.0,
+            last_deposit_amount: Money(0),
+            next_due: i64::MAX,
             traded_since_deposit: false,
             near_day: NEVER,
             near_count: 0,

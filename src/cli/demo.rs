@@ -2,21 +2,21 @@
 //! wall clock, with the HTTP endpoints served.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 
-use veloc_pulse::event::time::{DAY_MS, format_rfc3339_ms};
+use veloc_pulse::alert::AlertRules;
+use veloc_pulse::driver::{self, Control, Core, SimSource, Sinks, Source};
+use veloc_pulse::event::time::DAY_MS;
 use veloc_pulse::http::{AppState, serve};
 use veloc_pulse::metrics::Metrics;
-use veloc_pulse::pipeline::Engine;
-use veloc_pulse::sim::{SimConfig, Simulator};
+use veloc_pulse::sim::SimConfig;
 
-use super::risk::{ModelSource, RiskArgs, attach_risk, publish_risk};
+use super::risk::{ModelSource, RiskArgs, alerts_file, attach_risk};
 use super::{EngineArgs, duration_arg};
-use veloc_pulse::alert::AlertRules;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -51,6 +51,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // The engine runs its queries on a runtime of its own, in the pipeline
     // thread; it is built before entering the HTTP runtime.
     let mut engine = a.engine.build(true)?;
+    let state = AppState::new(Metrics::new("simulator"));
+    engine.attach_metrics(state.metrics.clone());
     let model = match a.risk.model.clone() {
         Some(path) => ModelSource::File {
             path,
@@ -58,16 +60,33 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         None => ModelSource::Bundled,
     };
-    attach_risk(
-        &mut engine,
-        AlertRules::default(),
-        model,
-        a.risk.alerts_out.as_deref(),
-    )?;
-    runtime.block_on(async_main(a, engine))
+    attach_risk(&mut engine, AlertRules::default(), model)?;
+    if let Some(s) = &engine.risk.scorer
+        && let Ok(m) = state.metrics.lock()
+    {
+        m.risk.model(&s.model.name, &s.model.version, false);
+    }
+    let mut sinks = Sinks {
+        board: Some(state.board.clone()),
+        metrics: Some(state.metrics.clone()),
+        ..Sinks::default()
+    };
+    sinks.alerts.file = alerts_file(a.risk.alerts_out.as_deref())?;
+    sinks.alerts.recent = Some(state.alerts.clone());
+    sinks.alerts.metrics = engine.risk.metrics.clone();
+    let mut core = Core::new(engine, sinks);
+    core.status = Some(state.clone());
+    core.reload_model = true;
+    // Simulated time runs ahead of the wall clock; the future check uses a
+    // clock ten years ahead so that it never refuses simulated events.
+    core.clock_ahead_ms = 3650 * DAY_MS;
+    if let Ok(mut s) = state.status.lock() {
+        s.source = "simulator";
+    }
+    runtime.block_on(async_main(a, core, state))
 }
 
-async fn async_main(a: Args, mut engine: Engine) -> anyhow::Result<()> {
+async fn async_main(a: Args, core: Core, state: AppState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| {
@@ -77,21 +96,9 @@ async fn async_main(a: Args, mut engine: Engine) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(Metrics::new("simulator"));
-    engine.attach_metrics(state.metrics.clone());
-    engine.outputs.board = Some(state.board.clone());
-    engine.risk.outputs.recent = Some(state.alerts.clone());
-    if let Some(s) = &engine.risk.scorer
-        && let Ok(m) = state.metrics.lock()
-    {
-        m.risk.model(&s.model.name, &s.model.version, false);
-    }
-    if let Ok(mut s) = state.status.lock() {
-        s.source = "simulator";
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
-        let (state, stop) = (state.clone(), stop.clone());
+        let stop = stop.clone();
         let config = SimConfig {
             seed: a.seed,
             traders: a.traders,
@@ -100,11 +107,25 @@ async fn async_main(a: Args, mut engine: Engine) -> anyhow::Result<()> {
             days: 2_000,
             ..SimConfig::default()
         };
+        let rate = a.rate;
         std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || feed(config, a.rate, engine, &state, &stop))
+            .spawn(move || {
+                let core = Arc::new(Mutex::new(core));
+                let mut source = Source::Simulator(Box::new(SimSource::new(config, rate)));
+                driver::run(
+                    &mut source,
+                    &core,
+                    &Control {
+                        stop: &stop,
+                        exit_when_idle: None,
+                    },
+                )
+                .map(|_| ())
+            })
             .context("cannot start the pipeline thread")?
     };
+    state.ready.store(true, Ordering::Relaxed);
     println!(
         "Veloc Pulse demo on http://{addr}/  (metrics: http://{addr}/metrics, health: /healthz, /readyz)"
     );
@@ -136,77 +157,8 @@ async fn async_main(a: Args, mut engine: Engine) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     pipeline
         .join()
-        .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
+        .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?
+        .context("the pipeline failed")?;
     println!("demo stopped");
     Ok(())
-}
-
-/// Simulates, serialises and processes events at `rate` per second until
-/// `stop`, closing windows as simulated time moves.
-fn feed(config: SimConfig, rate: f64, mut engine: Engine, state: &AppState, stop: &AtomicBool) {
-    let mut sim = Simulator::new(config);
-    let mut day = Vec::new();
-    let mut line = Vec::with_capacity(512);
-    let started = Instant::now();
-    let mut sent = 0u64;
-    let mut last_tick = Instant::now();
-    let mut last_read = 0u64;
-    state.ready.store(true, Ordering::Relaxed);
-    while !stop.load(Ordering::Relaxed) {
-        if day.is_empty() && !sim.next_day(&mut day) {
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        // Drain in small slices so that pacing and stopping stay responsive.
-        let take = day.len().min(256);
-        // Simulated time runs ahead of the wall clock; the future check uses
-        // a clock ten years ahead so that it never refuses simulated events.
-        let now = chrono::Utc::now().timestamp_millis() + 3650 * DAY_MS;
-        for e in day.drain(..take) {
-            line.clear();
-            sim.write_json(&e, &mut line);
-            engine.process(line.strip_suffix(b"\n").unwrap_or(&line), 0, now);
-            sent += 1;
-        }
-        if last_tick.elapsed() >= Duration::from_millis(250) {
-            engine.tick();
-            let secs = last_tick.elapsed().as_secs_f64();
-            publish(
-                state,
-                &engine,
-                (engine.ingest.stats.read - last_read) as f64 / secs,
-            );
-            publish_risk(state, &engine);
-            last_read = engine.ingest.stats.read;
-            last_tick = Instant::now();
-        }
-        let due = started + Duration::from_secs_f64(sent as f64 / rate);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait.min(Duration::from_millis(200)));
-        }
-    }
-    publish(state, &engine, 0.0);
-    publish_risk(state, &engine);
-    engine.risk.outputs.flush();
-}
-
-/// Moves the engine's counters into the metrics and the status.
-pub fn publish(state: &AppState, engine: &Engine, events_per_s: f64) {
-    let ingest = &engine.ingest;
-    let bytes = ingest.state_bytes() + engine.window_bytes();
-    if let Ok(mut m) = state.metrics.lock() {
-        m.publish(&ingest.stats);
-        m.traders.set(ingest.traders.len() as i64);
-        m.state_bytes.set(bytes as i64);
-    }
-    if let Ok(mut s) = state.status.lock() {
-        s.events = Some(ingest.stats.summary());
-        s.events_per_s = events_per_s;
-        s.traders = ingest.traders.len();
-        s.state_bytes = bytes;
-        let wm = engine.watermark();
-        s.watermark = wm.map(format_rfc3339_ms);
-        s.watermark_lag_s = wm.map(|w| (chrono::Utc::now().timestamp_millis() - w) as f64 / 1000.0);
-        s.dead_letters = ingest.stats.invalid_total();
-    }
 }

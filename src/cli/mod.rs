@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use veloc_pulse::engine::{Engine, EngineConfig};
 use veloc_pulse::event::time::{parse_duration_ms, parse_instant_ms};
-use veloc_pulse::pipeline::{Engine, EngineConfig};
 use veloc_pulse::window::WindowConfig;
 
 /// Real-time analytics and churn scoring for an online brokerage.
@@ -92,8 +92,8 @@ pub struct EngineArgs {
     #[arg(long, value_parser = duration_arg, default_value = "50s")]
     grace: i64,
     /// Replay: run the pipelines each time event time advances this much.
-    /// Larger amortises query start-up over more windows; snapshot
-    /// pipelines (funnel, inactivity, segments) are evaluated once per run.
+    /// Larger amortises query start-up over more windows; outputs do not
+    /// change (every window and every snapshot boundary is emitted).
     #[arg(long, value_parser = duration_arg, default_value = "7d")]
     emit_every: i64,
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use veloc_pulse::alert::AlertRules;
-use veloc_pulse::http::{AppState, ModelStatus};
-use veloc_pulse::model::{Band, Model};
-use veloc_pulse::pipeline::{Engine, NdjsonFile};
+use veloc_pulse::alert::{AlertRules, Risk};
+use veloc_pulse::engine::Engine;
+use veloc_pulse::model::Model;
+use veloc_pulse::pipeline::NdjsonFile;
 
 /// Flags of the commands that score traders and send alerts.
 #[derive(clap::Args, Debug)]
@@ -36,54 +36,33 @@ pub enum ModelSource {
     Bundled,
 }
 
-/// Sets the engine's alert rules, model and alert file.
+/// Sets the engine's alert rules and model.
 pub fn attach_risk(
     engine: &mut Engine,
     rules: AlertRules,
     model: ModelSource,
-    alerts_out: Option<&Path>,
 ) -> anyhow::Result<()> {
-    engine.risk.set_rules(rules);
+    let metrics = engine.risk.metrics.clone();
+    engine.risk = Risk::new(rules);
+    engine.risk.metrics = metrics;
+    let symbols = &mut engine.ingest.decoder.symbols;
     match model {
         ModelSource::None => {}
         ModelSource::File { path, reload } => engine
             .risk
-            .load_model(path.clone(), &mut engine.ingest, reload)
+            .load_model(path.clone(), symbols, reload)
             .with_context(|| format!("cannot load the churn model {}", path.display()))?,
-        ModelSource::Bundled => {
-            engine
-                .risk
-                .use_model(Arc::new(Model::bundled()), &mut engine.ingest, false)
-        }
-    }
-    if let Some(path) = alerts_out {
-        engine.risk.outputs.file = Some(
-            NdjsonFile::create(path)
-                .with_context(|| format!("cannot create alerts file {}", path.display()))?,
-        );
+        ModelSource::Bundled => engine
+            .risk
+            .use_model(Arc::new(Model::bundled()), symbols, false),
     }
     Ok(())
 }
 
-/// The model and churn bands for `/api/status`.
-pub fn publish_risk(state: &AppState, engine: &Engine) {
-    let scorer = engine.risk.scorer.as_ref();
-    if let Ok(mut s) = state.status.lock() {
-        s.alerts_sent = engine.risk.outputs.sent.iter().sum();
-        s.model = scorer.map(|sc| ModelStatus {
-            name: sc.model.name.clone(),
-            version: sc.model.version.clone(),
-            estimator: sc.model.validation.chosen.clone(),
-            loaded_at: engine.risk.loaded_at.clone(),
-        });
-        s.churn_bands = scorer
-            .filter(|sc| sc.counts.iter().any(|&n| n > 0))
-            .map(|sc| {
-                Band::ALL
-                    .iter()
-                    .zip(sc.counts)
-                    .map(|(b, n)| (b.as_str(), n))
-                    .collect()
-            });
-    }
+/// The JSONL alert file, created now.
+pub fn alerts_file(path: Option<&Path>) -> anyhow::Result<Option<NdjsonFile>> {
+    path.map(|p| {
+        NdjsonFile::create(p).with_context(|| format!("cannot create alerts file {}", p.display()))
+    })
+    .transpose()
 }

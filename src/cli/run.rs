@@ -2,23 +2,27 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 
 use veloc_pulse::config::Config;
+use veloc_pulse::driver::{
+    self, Control, Core, Delivery, KafkaDurability, RecordSink, Sinks, Source, StateSettings,
+    install_hook,
+};
+use veloc_pulse::engine::{Engine, EngineConfig};
+use veloc_pulse::event::time::parse_duration_ms;
 use veloc_pulse::http::{AppState, serve};
 use veloc_pulse::metrics::Metrics;
-use veloc_pulse::pipeline::{Engine, EngineConfig, KpiSink};
+use veloc_pulse::pipeline::KpiSink;
 use veloc_pulse::sink::KafkaSink;
-use veloc_pulse::source::{KafkaRun, run_kafka};
+use veloc_pulse::source::KafkaSource;
 
-use super::demo::publish;
-use super::risk::{ModelSource, attach_risk, publish_risk};
+use super::risk::{ModelSource, alerts_file, attach_risk};
 use super::{duration_arg, pipelines_dir};
-use veloc_pulse::event::time::parse_duration_ms;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -34,10 +38,14 @@ pub struct Args {
     /// Consumer group (overrides the file).
     #[arg(long)]
     group: Option<String>,
-    /// Write every KPI row here as NDJSON.
+    /// This instance's name in the group (overrides `kafka.instance_id`).
+    #[arg(long)]
+    instance_id: Option<String>,
+    /// Write every KPI row here as NDJSON (at-least-once: after a crash the
+    /// rows since the last commit are written again).
     #[arg(long)]
     kpi_out: Option<PathBuf>,
-    /// Write alerts here as JSONL.
+    /// Write alerts here as JSONL (at-least-once, like --kpi-out).
     #[arg(long)]
     alerts_out: Option<PathBuf>,
     /// Churn model artifact (overrides the file's `[model] path`); the
@@ -55,31 +63,34 @@ pub struct Args {
     exit_when_idle: Option<i64>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+fn load_config(a: &mut Args) -> anyhow::Result<Config> {
     let mut config = match &a.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     config.apply_env();
-    if let Some(b) = a.brokers {
+    if let Some(b) = a.brokers.take() {
         config.kafka.brokers = b;
     }
     if !a.topics.is_empty() {
-        config.kafka.topics = a.topics;
+        config.kafka.topics = std::mem::take(&mut a.topics);
     }
-    if let Some(g) = a.group {
+    if let Some(g) = a.group.take() {
         config.kafka.group = g;
+    }
+    if let Some(i) = a.instance_id.take() {
+        config.kafka.instance_id = Some(i);
     }
     if let Some(l) = a.listen {
         config.http.listen = l.to_string();
     }
     if a.pipelines.is_some() {
-        config.pipelines.dir = a.pipelines;
+        config.pipelines.dir = a.pipelines.take();
     }
-    config.outputs.kpi_out = a.kpi_out.or(config.outputs.kpi_out);
-    config.outputs.alerts_out = a.alerts_out.or(config.outputs.alerts_out);
+    config.outputs.kpi_out = a.kpi_out.take().or(config.outputs.kpi_out);
+    config.outputs.alerts_out = a.alerts_out.take().or(config.outputs.alerts_out);
     if a.model.is_some() {
-        config.model.path = a.model;
+        config.model.path = a.model.take();
     }
     config.validate().map_err(|p| {
         anyhow::anyhow!(
@@ -88,7 +99,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             p.join("\n  ")
         )
     })?;
+    Ok(config)
+}
 
+fn duration(text: &str, fallback_ms: i64) -> Duration {
+    Duration::from_millis(parse_duration_ms(text).unwrap_or(fallback_ms).max(1) as u64)
+}
+
+pub fn run(mut a: Args) -> anyhow::Result<()> {
+    let config = load_config(&mut a)?;
     let engine_config = EngineConfig {
         windows: config.window_config(),
         live: true,
@@ -99,13 +118,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Engine::new(engine_config, dir.as_deref()).context("cannot start the pipelines")?;
     let state = AppState::new(Metrics::new("kafka"));
     engine.attach_metrics(state.metrics.clone());
-    engine.outputs.board = Some(state.board.clone());
-    if let Some(path) = &config.outputs.kpi_out {
-        engine.outputs.sink = Some(
-            KpiSink::create(path)
-                .with_context(|| format!("cannot create KPI file {}", path.display()))?,
-        );
-    }
     let rules = config
         .alerts
         .resolve()
@@ -113,36 +125,91 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let model = match &config.model.path {
         Some(path) => ModelSource::File {
             path: path.clone(),
-            reload: Some(Duration::from_millis(
-                parse_duration_ms(&config.model.reload_every)
-                    .unwrap_or(5_000)
-                    .max(100) as u64,
-            )),
+            reload: Some(
+                duration(&config.model.reload_every, 5_000).max(Duration::from_millis(100)),
+            ),
         },
         None => ModelSource::None,
     };
-    attach_risk(
-        &mut engine,
-        rules,
-        model,
-        config.outputs.alerts_out.as_deref(),
-    )?;
-    engine.risk.outputs.recent = Some(state.alerts.clone());
-    // Live events: latency is measured from the alert's event time.
-    engine.risk.outputs.latency_from_event_time = true;
-    engine.risk.outputs.dedup_capacity = config.alerts.dedup_ids;
-    let sink = KafkaSink::new(
-        &config.kafka.brokers,
-        &config.kafka.properties,
-        Some(state.metrics.clone()),
-    )?;
-    if let Some(topic) = &config.kafka.kpi_topic {
-        engine.outputs.topic = Some((sink.clone(), topic.clone()));
+    attach_risk(&mut engine, rules, model)?;
+    engine.risk.dedup_capacity = config.alerts.dedup_ids.max(1);
+    let delivery = if config.kafka.guarantee == "at_least_once" {
+        Delivery::AtLeastOnce
+    } else {
+        Delivery::ExactlyOnce
+    };
+    let timeout = duration(&config.state.transaction_timeout, 30_000);
+    let producer = match delivery {
+        Delivery::ExactlyOnce => KafkaSink::transactional(
+            &config.kafka.brokers,
+            &config.kafka.properties,
+            Some(state.metrics.clone()),
+            &config.transactional_id(),
+            timeout,
+        )?,
+        Delivery::AtLeastOnce => KafkaSink::new(
+            &config.kafka.brokers,
+            &config.kafka.properties,
+            Some(state.metrics.clone()),
+        )?,
+    };
+    let mut sinks = Sinks {
+        board: Some(state.board.clone()),
+        metrics: Some(state.metrics.clone()),
+        dead: RecordSink::Topic {
+            sink: producer.clone(),
+            topic: config.kafka.dead_letter_topic.clone(),
+        },
+        late: RecordSink::Topic {
+            sink: producer.clone(),
+            topic: config.kafka.late_topic.clone(),
+        },
+        ..Sinks::default()
+    };
+    if let Some(path) = &config.outputs.kpi_out {
+        sinks.kpi_file = Some(
+            KpiSink::create(path)
+                .with_context(|| format!("cannot create KPI file {}", path.display()))?,
+        );
     }
-    engine.risk.outputs.topic = Some((sink.clone(), config.kafka.alert_topic.clone()));
+    if let Some(topic) = &config.kafka.kpi_topic {
+        sinks.kpi_topic = Some((producer.clone(), topic.clone()));
+    }
+    sinks.alerts.file = alerts_file(config.outputs.alerts_out.as_deref())?;
+    sinks.alerts.topic = Some((producer.clone(), config.kafka.alert_topic.clone()));
+    sinks.alerts.recent = Some(state.alerts.clone());
+    sinks.alerts.metrics = engine.risk.metrics.clone();
+    // Live events: latency is measured from the alert's event time.
+    sinks.alerts.latency_from_event_time = true;
     if let Ok(mut s) = state.status.lock() {
         s.source = "kafka";
     }
+
+    let source = KafkaSource::new(&config.kafka, Some(state.metrics.clone()))?;
+    let partitions = config
+        .kafka
+        .topics
+        .iter()
+        .filter_map(|t| source.partition_count(t))
+        .max()
+        .unwrap_or(1);
+    let settings = StateSettings {
+        brokers: config.kafka.brokers.clone(),
+        properties: config.kafka.properties.clone(),
+        topic: config.state_topic(),
+        replication: config.state.replication,
+        delivery,
+        commit_every: duration(&config.state.commit_every, 1_000),
+        timeout,
+    };
+    let durability = KafkaDurability::new(settings, producer.clone(), partitions)
+        .context("cannot set up the state changelog")?;
+    let mut core = Core::new(engine, sinks);
+    core.status = Some(state.clone());
+    core.reload_model = true;
+    core.kafka = Some(durability);
+    let core = Arc::new(Mutex::new(core));
+    install_hook(&source, &core);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -162,13 +229,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let signals = async move {
                 #[cfg(unix)]
                 {
-                    let mut term =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                            .expect("SIGTERM handler");
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                        _ = http_stop.notified() => {}
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(mut term) => {
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                _ = term.recv() => {}
+                                _ = http_stop.notified() => {}
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "no SIGTERM handler; Ctrl-C still stops");
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                _ = http_stop.notified() => {}
+                            }
+                        }
                     }
                 }
                 #[cfg(not(unix))]
@@ -184,53 +260,40 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         })
     };
     println!(
-        "Veloc Pulse on http://{addr}/ consuming {:?} from {} as group {}",
-        config.kafka.topics, config.kafka.brokers, config.kafka.group
+        "Veloc Pulse on http://{addr}/ consuming {:?} from {} as group {} ({}, state in {})",
+        config.kafka.topics,
+        config.kafka.brokers,
+        config.kafka.group,
+        config.kafka.guarantee,
+        config.state_topic()
     );
-    let mut last = Instant::now();
-    let mut last_read = 0u64;
-    let mut on_tick = |engine: &Engine, assigned: bool| {
-        state.ready.store(assigned, Ordering::Relaxed);
-        let secs = last.elapsed().as_secs_f64().max(1e-3);
-        publish(
-            &state,
-            engine,
-            (engine.ingest.stats.read - last_read) as f64 / secs,
-        );
-        publish_risk(&state, engine);
-        last_read = engine.ingest.stats.read;
-        last = Instant::now();
-    };
-    let report = run_kafka(
-        &mut engine,
-        KafkaRun {
-            config: &config.kafka,
+    let mut source = Source::Kafka(source);
+    let report = driver::run(
+        &mut source,
+        &core,
+        &Control {
+            stop: &stop,
             exit_when_idle: a
                 .exit_when_idle
                 .map(|ms| Duration::from_millis(ms.max(0) as u64)),
-            stop: &stop,
-            metrics: Some(state.metrics.clone()),
-            sink: &sink,
-            on_tick: &mut on_tick,
         },
-    )?;
-    if let Some(s) = &mut engine.outputs.sink {
-        s.flush().context("cannot write the KPI file")?;
+    );
+    // Leave the group (the revocation hook commits nothing new) before
+    // the core goes away.
+    drop(source);
+    let report = report?;
+    let mut g = core.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((what, e)) = g.sinks.error.take() {
+        return Err(e).context(format!("cannot write the {what}"));
     }
-    if let Some(e) = engine.outputs.sink_error.take() {
-        return Err(e).context("cannot write the KPI file");
-    }
-    engine.risk.outputs.flush();
-    if let Some(e) = engine.risk.outputs.error.take() {
-        return Err(e).context("cannot write the alerts file");
-    }
-    sink.flush(Duration::from_secs(60))?;
+    producer.flush(Duration::from_secs(60))?;
     http_stop.notify_one();
     let _ = runtime.block_on(server);
-    let s = engine.ingest.stats.summary();
+    let s = g.engine.ingest.stats.summary();
+    let d = g.kafka.as_ref();
     println!(
-        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows, {} alerts",
-        report.stopped_by,
+        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows, {} alerts; {} commits, {} checkpoint bytes, longest commit {:.0} ms, restore {:.2}s, restored {} bytes",
+        report.stopped_by.as_str(),
         s.read,
         s.valid,
         s.invalid,
@@ -238,9 +301,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         s.late,
         report.seconds,
         report.busy_seconds,
-        s.read as f64 / report.busy_seconds.max(1e-9),
-        engine.outputs.rows,
-        engine.risk.outputs.sent.iter().sum::<u64>()
+        report.messages as f64 / report.busy_seconds.max(1e-9),
+        g.sinks.kpi_rows,
+        g.sinks.alerts.sent.iter().sum::<u64>(),
+        d.map_or(0, |d| d.commits),
+        d.map_or(0, |d| d.checkpoint_bytes),
+        d.map_or(0.0, |d| d.longest_commit.as_secs_f64() * 1000.0),
+        d.map_or(0.0, |d| d.restore_seconds),
+        d.map_or(0, |d| d.restored_bytes),
     );
     Ok(())
 }

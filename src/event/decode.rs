@@ -4,8 +4,9 @@
 use serde::Deserializer;
 use serde_json::error::Category;
 
-use super::intern::{Interner, fixed_hasher};
+use super::intern::{Interner, MAX_TRADERS_PER_SHARD, ShardedNames, fixed_hasher, stable_hash};
 use super::model::*;
+use super::money::Money;
 use super::raw::{BStr, RawEvent, RawTs, RawVisitor};
 use super::reason::{Invalid, Reason, quote};
 use super::time::{DAY_MS, HOUR_MS, parse_rfc3339_ms};
@@ -45,8 +46,8 @@ impl Default for DecodeConfig {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     pub config: DecodeConfig,
-    /// Trader id strings, dense ids in order of first appearance.
-    pub traders: Interner,
+    /// Trader id strings per shard, dense ids in order of first appearance.
+    pub traders: ShardedNames,
     /// Small-set strings: channel, country, currency, method, instrument,
     /// campaign id, variant.
     pub symbols: Interner,
@@ -64,7 +65,7 @@ impl Decoder {
         let symbols = Interner::with_capacity_limit(config.max_symbols);
         Self {
             config,
-            traders: Interner::new(),
+            traders: ShardedNames::default(),
             symbols,
             hasher: fixed_hasher(),
         }
@@ -79,16 +80,18 @@ impl Decoder {
     /// Decodes one message. `now_ms` is the reference clock for the
     /// future-timestamp check.
     pub fn decode(&mut self, bytes: &[u8], now_ms: i64) -> Result<Event, Invalid> {
-        self.decode_typed(bytes, now_ms, None)
+        self.decode_typed(bytes, now_ms, None, 0)
     }
 
     /// As [`Decoder::decode`]; a message without `type` takes
-    /// `fallback_type` (the type named by its topic).
+    /// `fallback_type` (the type named by its topic); its trader belongs
+    /// to `shard` (the input partition).
     pub fn decode_typed(
         &mut self,
         bytes: &[u8],
         now_ms: i64,
         fallback_type: Option<EventType>,
+        shard: u32,
     ) -> Result<Event, Invalid> {
         if bytes.len() > self.config.max_line_bytes {
             return Err(Invalid::new(
@@ -107,7 +110,7 @@ impl Decoder {
             .deserialize_map(RawVisitor { fault: &mut fault })
             .and_then(|raw| de.end().map(|()| raw))
             .map_err(|e| classify(e, fault, bytes))?;
-        self.validate(raw, now_ms, fallback_type)
+        self.validate(raw, now_ms, fallback_type, shard)
     }
 
     fn validate(
@@ -115,6 +118,7 @@ impl Decoder {
         raw: RawEvent<'_>,
         now_ms: i64,
         fallback_type: Option<EventType>,
+        shard: u32,
     ) -> Result<Event, Invalid> {
         let kind_text = match (&raw.kind, fallback_type) {
             (None, Some(t)) => t.as_str(),
@@ -185,9 +189,11 @@ impl Decoder {
                             "must be a finite number of plausible size",
                         ));
                     }
-                    p => p,
+                    p => p.map(Money::from_f64),
                 };
+                let instrument_name = required(&raw.instrument, "instrument")?;
                 Body::Trade(Trade {
+                    instrument_bit: instrument_bit(instrument_name),
                     instrument: self.sym(&raw.instrument, "instrument")?,
                     side: closed(&raw.side, "side", Side::parse, Side::NAMES)?,
                     stake: self.amount(raw.stake, "stake")?,
@@ -214,7 +220,14 @@ impl Decoder {
             }),
         };
         // Interned last, so that an invalid event never creates a trader.
-        let trader = self.traders.intern(trader_text);
+        let Some(trader) = self.traders.intern(shard, trader_text) else {
+            return Err(Invalid::bad_value(
+                "trader_id",
+                format!(
+                    "partition {shard} already holds {MAX_TRADERS_PER_SHARD} traders; spread the traders over more partitions"
+                ),
+            ));
+        };
         Ok(Event {
             ts,
             trader,
@@ -249,7 +262,7 @@ impl Decoder {
         Ok(self.symbols.intern(s))
     }
 
-    fn amount(&self, v: Option<f64>, field: &'static str) -> Result<f64, Invalid> {
+    fn amount(&self, v: Option<f64>, field: &'static str) -> Result<Money, Invalid> {
         let a = v.ok_or_else(|| Invalid::missing(field))?;
         if a.is_nan() || a <= 0.0 || a.is_infinite() {
             return Err(Invalid::bad_value(
@@ -266,7 +279,7 @@ impl Decoder {
                 ),
             ));
         }
-        Ok(a)
+        Ok(Money::from_f64(a))
     }
 
     fn timestamp(&self, v: Option<&RawTs<'_>>, now_ms: i64) -> Result<i64, Invalid> {
@@ -311,6 +324,12 @@ impl Decoder {
         }
         Ok(ts)
     }
+}
+
+/// The bit of an instrument in a 64-bit instrument map: bits 10..16 of the
+/// FNV-1a hash of its name (stable across runs, builds and arrival orders).
+pub fn instrument_bit(name: &str) -> u8 {
+    ((stable_hash(&[name.as_bytes()]) >> 10) % 64) as u8
 }
 
 /// A required non-empty string field.

@@ -5,8 +5,35 @@
 use ahash::RandomState;
 use std::collections::HashMap;
 
-/// Dense index of a trader, in order of first appearance.
+/// A trader: the state partition (shard) its events come from in the top
+/// 8 bits, its dense index within that shard (in order of first
+/// appearance) in the low 24. Ids are stable for a shard's lifetime, so a
+/// shard's state (bitmaps of trader sets included) can move between
+/// instances.
 pub type TraderId = u32;
+
+/// Shards (input partitions) an instance can hold.
+pub const MAX_SHARDS: u32 = 256;
+/// Traders one shard can hold.
+pub const MAX_TRADERS_PER_SHARD: u32 = (1 << 24) - 1;
+
+/// The id of the `local`-th trader of `shard`.
+#[inline]
+pub fn trader_id(shard: u32, local: u32) -> TraderId {
+    (shard << 24) | local
+}
+
+/// The shard of a trader.
+#[inline]
+pub fn shard_of(id: TraderId) -> u32 {
+    id >> 24
+}
+
+/// A trader's index within its shard.
+#[inline]
+pub fn local_of(id: TraderId) -> u32 {
+    id & MAX_TRADERS_PER_SHARD
+}
 /// Interned string of a small set (channel, country, currency, method, ...).
 pub type Sym = u32;
 
@@ -128,6 +155,65 @@ impl Interner {
     }
 }
 
+/// Trader id strings, one interner per shard.
+#[derive(Debug, Clone, Default)]
+pub struct ShardedNames {
+    shards: Vec<Interner>,
+}
+
+impl ShardedNames {
+    /// The id of trader `name` in `shard`, adding it when new; `None` when
+    /// the shard is full.
+    #[inline]
+    pub fn intern(&mut self, shard: u32, name: &str) -> Option<TraderId> {
+        let s = shard as usize;
+        if s >= self.shards.len() {
+            self.shards.resize_with(s + 1, Interner::new);
+        }
+        let names = &mut self.shards[s];
+        if let Some(local) = names.get(name) {
+            return Some(trader_id(shard, local));
+        }
+        if names.len() >= MAX_TRADERS_PER_SHARD as usize {
+            return None;
+        }
+        Some(trader_id(shard, names.intern(name)))
+    }
+
+    /// The name of a trader.
+    #[inline]
+    pub fn name(&self, id: TraderId) -> &str {
+        self.shards[shard_of(id) as usize].name(local_of(id))
+    }
+
+    /// The names of one shard, in id order.
+    pub fn shard(&self, shard: u32) -> Option<&Interner> {
+        self.shards.get(shard as usize)
+    }
+
+    /// Replaces one shard's names (a restored checkpoint).
+    pub fn set_shard(&mut self, shard: u32, names: Interner) {
+        let s = shard as usize;
+        if s >= self.shards.len() {
+            self.shards.resize_with(s + 1, Interner::new);
+        }
+        self.shards[s] = names;
+    }
+
+    /// Traders across shards.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(Interner::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.shards.iter().map(Interner::heap_bytes).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +226,17 @@ mod tests {
         assert_eq!(i.intern("a"), 0);
         assert_eq!(i.name(1), "b");
         assert_eq!(i.get("c"), None);
+    }
+
+    #[test]
+    fn trader_ids_carry_their_shard() {
+        let mut n = ShardedNames::default();
+        let a = n.intern(3, "a").unwrap();
+        let b = n.intern(0, "a").unwrap();
+        assert_ne!(a, b);
+        assert_eq!((shard_of(a), local_of(a)), (3, 0));
+        assert_eq!(n.name(a), "a");
+        assert_eq!(n.intern(3, "b"), Some(trader_id(3, 1)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod decode;
 mod intern;
 pub(crate) mod model;
+mod money;
 pub(crate) mod raw;
 mod reason;
 pub mod time;
@@ -17,6 +18,11 @@ pub mod time;
 mod tests;
 
 pub use decode::{DecodeConfig, Decoder};
-pub use intern::{Interner, Sym, TraderId, stable_hash};
+pub(crate) use intern::fixed_hasher;
+pub use intern::{
+    Interner, MAX_SHARDS, MAX_TRADERS_PER_SHARD, ShardedNames, Sym, TraderId, local_of, shard_of,
+    stable_hash, trader_id,
+};
 pub use model::*;
+pub use money::Money;
 pub use reason::{Invalid, Reason};

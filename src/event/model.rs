@@ -1,6 +1,7 @@
 //! Typed events of the contract, compact enough to decode millions a second.
 
 use super::intern::{Sym, TraderId};
+use super::money::Money;
 
 /// Defines a closed set of contract strings as an enum with `ALL`, `as_str`,
 /// `parse` and a dense `index`, so that every closed set (event types,
@@ -44,6 +45,7 @@ pub(crate) use closed_enum;
 
 closed_enum!(
     /// The six event types of the contract.
+    #[derive(serde::Serialize, serde::Deserialize)]
     EventType {
         Signup = "signup",
         Login = "login",
@@ -56,31 +58,37 @@ closed_enum!(
 
 closed_enum!(
     /// Login platform.
+    #[derive(serde::Serialize, serde::Deserialize)]
     Platform { Web = "web", Ios = "ios", Android = "android" }
 );
 
 closed_enum!(
     /// Status of a deposit.
+    #[derive(serde::Serialize, serde::Deserialize)]
     DepositStatus { Approved = "approved", Failed = "failed", Pending = "pending" }
 );
 
 closed_enum!(
     /// Status of a withdrawal.
+    #[derive(serde::Serialize, serde::Deserialize)]
     WithdrawalStatus { Requested = "requested", Approved = "approved", Rejected = "rejected" }
 );
 
 closed_enum!(
     /// Side of a trade.
+    #[derive(serde::Serialize, serde::Deserialize)]
     Side { Buy = "buy", Sell = "sell" }
 );
 
 closed_enum!(
     /// Status of a trade: opened, or closed with a realised P&L.
+    #[derive(serde::Serialize, serde::Deserialize)]
     TradeStatus { Opened = "opened", Closed = "closed" }
 );
 
 closed_enum!(
     /// Step of a campaign contact, in funnel order.
+    #[derive(serde::Serialize, serde::Deserialize)]
     CampaignAction {
         Sent = "sent",
         Delivered = "delivered",
@@ -92,11 +100,12 @@ closed_enum!(
 
 closed_enum!(
     /// Channel a campaign contact went through.
+    #[derive(serde::Serialize, serde::Deserialize)]
     ContactChannel { Email = "email", Push = "push", Sms = "sms", Whatsapp = "whatsapp" }
 );
 
 /// One valid event.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// Event time, epoch milliseconds (UTC).
     pub ts: i64,
@@ -115,6 +124,34 @@ impl Event {
     }
 }
 
+impl Event {
+    /// Rewrites every symbol of the event (a checkpoint restored by an
+    /// instance whose symbol ids differ).
+    pub fn map_syms(&mut self, f: impl Fn(Sym) -> Sym) {
+        match &mut self.body {
+            Body::Signup(x) => {
+                x.channel = f(x.channel);
+                x.country = f(x.country);
+                x.campaign = x.campaign.map(&f);
+            }
+            Body::Login(x) => x.country = f(x.country),
+            Body::Deposit(x) => {
+                x.currency = f(x.currency);
+                x.method = f(x.method);
+            }
+            Body::Withdrawal(x) => x.currency = f(x.currency),
+            Body::Trade(x) => {
+                x.instrument = f(x.instrument);
+                x.currency = f(x.currency);
+            }
+            Body::Campaign(x) => {
+                x.campaign = f(x.campaign);
+                x.variant = f(x.variant);
+            }
+        }
+    }
+}
+
 impl Body {
     /// The type these fields belong to.
     pub fn event_type(&self) -> EventType {
@@ -130,7 +167,7 @@ impl Body {
 }
 
 /// Type-specific fields of an event.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Body {
     Signup(Signup),
     Login(Login),
@@ -141,7 +178,7 @@ pub enum Body {
 }
 
 /// A trader registered.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Signup {
     pub channel: Sym,
     pub country: Sym,
@@ -149,7 +186,7 @@ pub struct Signup {
 }
 
 /// A login attempt.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Login {
     pub success: bool,
     /// Fingerprint of `device_id` (device ids are not a small set).
@@ -159,36 +196,40 @@ pub struct Login {
 }
 
 /// A deposit attempt.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Deposit {
-    pub amount: f64,
+    pub amount: Money,
     pub currency: Sym,
     pub method: Sym,
     pub status: DepositStatus,
 }
 
 /// A withdrawal request or its outcome.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Withdrawal {
-    pub amount: f64,
+    pub amount: Money,
     pub currency: Sym,
     pub status: WithdrawalStatus,
 }
 
 /// A trade opened or closed.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Trade {
     pub instrument: Sym,
     pub side: Side,
-    pub stake: f64,
+    pub stake: Money,
     pub currency: Sym,
     pub status: TradeStatus,
     /// Realised P&L; present on closed trades.
-    pub pnl: Option<f64>,
+    pub pnl: Option<Money>,
+    /// Bit of the instrument in a trader's 64-bit instrument map: from a
+    /// stable hash of its name, so the map does not depend on the order in
+    /// which symbols were first seen.
+    pub instrument_bit: u8,
 }
 
 /// A step of a campaign contact.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CampaignTouch {
     pub campaign: Sym,
     pub variant: Sym,

@@ -44,7 +44,7 @@ fn decodes_every_type_and_both_timestamp_forms() {
     );
     match &events[4].body {
         Body::Trade(t) => {
-            assert_eq!(t.pnl, Some(-2.5));
+            assert_eq!(t.pnl, Some(crate::event::Money::from_f64(-2.5)));
             assert_eq!(d.symbols.name(t.instrument), "EURUSD");
         }
         other => panic!("{other:?}"),

@@ -48,7 +48,7 @@ pub mod s90 {
 pub const TAU_DAYS: [f64; 3] = [7.0, 30.0, 90.0];
 
 /// Behavioural state of one trader.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Behaviour {
     /// Time the sums are expressed at (the latest event applied so far).
     pub decay_ts: i64,
@@ -70,7 +70,7 @@ pub struct Behaviour {
     pub gap_m2: f64,
     /// Consecutive losing closed trades, up to the latest one.
     pub loss_streak: u32,
-    /// Instruments traded, as bits of a 64-bit map (hash of the symbol).
+    /// Instruments traded, as bits of a 64-bit map (stable hash of the name).
     pub instruments: u64,
 }
 
@@ -140,7 +140,7 @@ impl Behaviour {
                             Group::D30(s30::DEPOSIT_AMOUNT),
                             Group::D90(s90::DEPOSIT_AMOUNT),
                         ];
-                        self.add(t, &amount, d.amount);
+                        self.add(t, &amount, d.amount.as_f64());
                         self.active_on(t);
                     }
                     DepositStatus::Failed => self.add(t, &[Group::D30(s30::DEPOSIT_FAILED)], 1.0),
@@ -149,7 +149,7 @@ impl Behaviour {
             }
             Body::Withdrawal(w) => {
                 if w.status == WithdrawalStatus::Approved {
-                    self.withdrawn += w.amount;
+                    self.withdrawn += w.amount.as_f64();
                 }
             }
             Body::Trade(tr) => {
@@ -161,11 +161,11 @@ impl Behaviour {
                             Group::D90(s90::TRADES),
                         ];
                         self.add(t, &count, 1.0);
-                        self.add(t, &[Group::D30(s30::STAKE)], tr.stake);
-                        self.instruments |= 1u64 << (tr.instrument % 64);
+                        self.add(t, &[Group::D30(s30::STAKE)], tr.stake.as_f64());
+                        self.instruments |= 1u64 << tr.instrument_bit;
                     }
                     TradeStatus::Closed => {
-                        let pnl = tr.pnl.unwrap_or(0.0);
+                        let pnl = tr.pnl.map_or(0.0, |p| p.as_f64());
                         self.pnl_total += pnl;
                         self.add(t, &[Group::D30(s30::PNL)], pnl);
                         self.loss_streak = if pnl < 0.0 { self.loss_streak + 1 } else { 0 };

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, StringBuilder, UInt32Builder,
+    ArrayRef, Decimal128Builder, Int64Builder, StringBuilder, UInt32Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::state::{NEVER, Traders};
-use crate::event::Interner;
+use crate::event::{Interner, Money};
+
+/// Precision of exact sums of amounts (`traders.deposit_sum`).
+pub const SUM_PRECISION: u8 = 28;
 
 /// Schema of the `traders` table. Times are epoch ms, null when never.
 pub fn traders_schema() -> SchemaRef {
@@ -22,7 +25,11 @@ pub fn traders_schema() -> SchemaRef {
         t("first_deposit_ts"),
         t("second_deposit_ts"),
         Field::new("deposit_count", DataType::Int64, false),
-        Field::new("deposit_sum", DataType::Float64, false),
+        Field::new(
+            "deposit_sum",
+            DataType::Decimal128(SUM_PRECISION, Money::DECIMALS),
+            false,
+        ),
         Field::new("trade_count", DataType::Int64, false),
         t("last_trade_ts"),
         t("last_deposit_ts"),
@@ -34,19 +41,27 @@ pub fn traders_schema() -> SchemaRef {
     ]))
 }
 
-/// Every trader's state as of `as_of` (state holds what was applied so far).
-pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64) -> RecordBatch {
-    let n = traders.len();
+/// The state of every trader of `shard` as of `as_of` (state holds the
+/// events applied so far: those before `as_of`).
+pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u32) -> RecordBatch {
+    let n = traders.rows.shard(shard).len();
     let mut id = UInt32Builder::with_capacity(n);
     let mut times: Vec<Int64Builder> = (0..8).map(|_| Int64Builder::with_capacity(n)).collect();
     let mut channel = StringBuilder::with_capacity(n, n * 8);
     let mut segment = StringBuilder::with_capacity(n, n * 8);
     let mut count = Int64Builder::with_capacity(n);
     let mut trades = Int64Builder::with_capacity(n);
-    let mut sum = Float64Builder::with_capacity(n);
+    let mut sum = Decimal128Builder::with_capacity(n)
+        .with_precision_and_scale(SUM_PRECISION, Money::DECIMALS)
+        .expect("valid decimal type");
     let mut as_of_col = Int64Builder::with_capacity(n);
     let opt = |t: i64| (t != NEVER).then_some(t);
-    for (tid, s) in traders.iter() {
+    // Traders interned but with no event applied yet (still waiting for
+    // the frontier) are not in the snapshot.
+    for (tid, s) in traders
+        .iter_shard(shard)
+        .filter(|(_, s)| s.last_event_ts != NEVER)
+    {
         id.append_value(tid);
         let ts = [
             s.signup_ts,
@@ -68,7 +83,7 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64) -> Recor
         });
         count.append_value(i64::from(s.deposit_count));
         trades.append_value(i64::from(s.trade_count));
-        sum.append_value(s.deposit_sum);
+        sum.append_value(i128::from(s.deposit_total.0));
         segment.append_value(traders.segment(s).as_str());
         as_of_col.append_value(as_of);
     }

@@ -1,7 +1,9 @@
 //! The basic state of each trader: what the `traders` table and the alert
 //! rules read.
 
-use crate::event::{Body, DepositStatus, Event, Sym, TradeStatus, TraderId};
+use crate::event::{Body, DepositStatus, Event, Money, Sym, TradeStatus, TraderId};
+
+use super::per_trader::PerTrader;
 
 use super::behaviour::Behaviour;
 use super::segment::{Segment, SegmentThresholds};
@@ -10,7 +12,7 @@ use super::segment::{Segment, SegmentThresholds};
 pub const NEVER: i64 = i64::MIN;
 
 /// Basic state of one trader.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TraderState {
     pub signup_ts: i64,
     /// Acquisition channel (symbol), `u32::MAX` when the signup was not seen.
@@ -19,8 +21,11 @@ pub struct TraderState {
     pub second_deposit_ts: i64,
     /// Approved deposits.
     pub deposit_count: u32,
-    /// Sum of approved deposits.
+    /// Sum of approved deposits, as a float (features and segments; per
+    /// trader the order of events is fixed, so this is deterministic).
     pub deposit_sum: f64,
+    /// Sum of approved deposits, exact (the `traders` table).
+    pub deposit_total: Money,
     pub last_trade_ts: i64,
     pub last_deposit_ts: i64,
     pub last_login_ts: i64,
@@ -40,6 +45,7 @@ impl Default for TraderState {
             second_deposit_ts: NEVER,
             deposit_count: 0,
             deposit_sum: 0.0,
+            deposit_total: Money(0),
             last_trade_ts: NEVER,
             last_deposit_ts: NEVER,
             last_login_ts: NEVER,
@@ -57,10 +63,10 @@ impl TraderState {
     }
 }
 
-/// State of every trader, indexed by [`TraderId`].
+/// State of every trader, by [`TraderId`] (grouped by shard).
 #[derive(Debug, Clone, Default)]
 pub struct Traders {
-    rows: Vec<TraderState>,
+    pub rows: PerTrader<TraderState>,
     pub thresholds: SegmentThresholds,
 }
 
@@ -69,11 +75,7 @@ impl Traders {
     /// earliest (signup, deposits) or latest (last_*) seen.
     #[inline]
     pub fn apply(&mut self, e: &Event) {
-        let idx = e.trader as usize;
-        if idx >= self.rows.len() {
-            self.rows.resize(idx + 1, TraderState::default());
-        }
-        let s = &mut self.rows[idx];
+        let s = self.rows.get_mut(e.trader);
         s.last_event_ts = s.last_event_ts.max(e.ts);
         s.behaviour.apply(e);
         match &e.body {
@@ -86,7 +88,8 @@ impl Traders {
             Body::Login(_) => s.last_login_ts = s.last_login_ts.max(e.ts),
             Body::Deposit(d) if d.status == DepositStatus::Approved => {
                 s.deposit_count += 1;
-                s.deposit_sum += d.amount;
+                s.deposit_sum += d.amount.as_f64();
+                s.deposit_total = s.deposit_total.plus(d.amount);
                 s.last_deposit_ts = s.last_deposit_ts.max(e.ts);
                 if s.first_deposit_ts == NEVER || e.ts < s.first_deposit_ts {
                     s.second_deposit_ts = s.first_deposit_ts;
@@ -106,14 +109,16 @@ impl Traders {
     }
 
     pub fn get(&self, id: TraderId) -> Option<&TraderState> {
-        self.rows.get(id as usize)
+        self.rows.get(id)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (TraderId, &TraderState)> {
-        self.rows
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as TraderId, s))
+        self.rows.iter()
+    }
+
+    /// The traders of one shard.
+    pub fn iter_shard(&self, shard: u32) -> impl Iterator<Item = (TraderId, &TraderState)> {
+        self.rows.iter_shard(shard)
     }
 
     pub fn segment(&self, s: &TraderState) -> Segment {
@@ -129,6 +134,6 @@ impl Traders {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.rows.capacity() * std::mem::size_of::<TraderState>()
+        self.rows.heap_bytes()
     }
 }

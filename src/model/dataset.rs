@@ -11,7 +11,7 @@ use super::ModelError;
 use crate::event::time::format_rfc3339_ms;
 use crate::event::{Body, DepositStatus, Event, TraderId};
 use crate::features::{FeatureSpace, Traders};
-use crate::pipeline::{Ingest, IngestConfig, Outcome};
+use crate::pipeline::{Dedup, Ingest, IngestConfig};
 use crate::source::{Line, LineReader};
 
 /// An event history loaded for training, evaluation or scoring.
@@ -34,7 +34,9 @@ impl History {
             source,
         };
         let file = File::open(path).map_err(io)?;
-        let mut ingest = Ingest::new(IngestConfig::default());
+        let config = IngestConfig::default();
+        let mut dedup = Dedup::new(config.dedup_window_ms, config.dedup_max_ids);
+        let mut ingest = Ingest::new(config);
         let limit = ingest.decoder.config.max_line_bytes;
         let mut reader = LineReader::new(BufReader::with_capacity(1 << 20, file), limit);
         // History is old by definition: no event is "in the future".
@@ -43,9 +45,9 @@ impl History {
         let mut skipped = 0;
         while let Some((_, line)) = reader.next_line().map_err(io)? {
             match line {
-                Line::Text(text) => match ingest.ingest(text, now_ms) {
-                    Outcome::Valid(e) => events.push(e),
-                    Outcome::Invalid(_) | Outcome::Duplicate => skipped += 1,
+                Line::Text(text) => match ingest.decode(text, now_ms, None, 0) {
+                    Ok(e) if !dedup.is_duplicate(e.id_hash, e.ts) => events.push(e),
+                    _ => skipped += 1,
                 },
                 Line::TooLong { .. } => skipped += 1,
             }
@@ -54,9 +56,6 @@ impl History {
             return Err(ModelError::NoEvents(path.to_owned()));
         }
         events.sort_by_key(|e| e.ts);
-        // The ingest stage applied events in file order; the snapshots
-        // re-apply them in event-time order.
-        ingest.traders = Traders::default();
         Ok(Self {
             path: path.to_owned(),
             events,
@@ -173,7 +172,6 @@ pub fn snapshots(
     population: Population,
 ) -> Vec<Snapshot> {
     let mut traders = Traders::default();
-    traders.thresholds = history.ingest.traders.thresholds;
     let events = &history.events;
     let mut next = 0;
     let mut out = Vec::with_capacity(cutoffs.len());

@@ -23,7 +23,7 @@ pub use evaluate::{EvalConfig, Report, evaluate, model_scores, space_for};
 pub use forest::ForestParams;
 pub use logistic::{Calibration, Logistic};
 pub use metrics::{pr_auc, roc_auc};
-pub use online::OnlineScorer;
+pub use online::{OnlineScorer, Scored};
 pub use score::write_scores;
 pub use train::{TrainConfig, train};
 

@@ -7,8 +7,29 @@ use std::sync::Arc;
 
 use super::artifact::{Band, Model, Reason};
 use crate::event::time::DAY_MS;
-use crate::event::{Interner, TraderId};
-use crate::features::{FeatureSpace, NEVER, TraderState, Traders};
+use crate::event::{Interner, TraderId, shard_of};
+use crate::features::{FeatureSpace, NEVER, PerTrader, TraderState, Traders};
+
+/// What the scorer remembers per trader (part of the checkpoint).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scored {
+    /// 0 = not in a band, else 1 + band index.
+    pub band: u8,
+    /// Features changed since the last scoring.
+    pub dirty: bool,
+    /// Event time of the latest scoring.
+    pub last: i64,
+}
+
+impl Default for Scored {
+    fn default() -> Self {
+        Self {
+            band: 0,
+            dirty: false,
+            last: NEVER,
+        }
+    }
+}
 
 /// The model in use with the band of every trader it scored.
 pub struct OnlineScorer {
@@ -17,12 +38,10 @@ pub struct OnlineScorer {
     /// Traders whose latest activity is older than this are not scored
     /// (the model was not trained on them).
     active_within_ms: i64,
-    /// Per trader: 0 = not in a band, else 1 + band index.
-    band: Vec<u8>,
-    /// Per trader: event time of the latest scoring.
-    last_scored: Vec<i64>,
-    dirty: Vec<bool>,
-    dirty_list: Vec<TraderId>,
+    /// Per trader: band, dirty flag, latest scoring.
+    pub traders: PerTrader<Scored>,
+    /// Per shard, the traders marked dirty since its last scoring tick.
+    dirty_lists: Vec<Vec<TraderId>>,
     /// Traders per band (low, medium, high, critical).
     pub counts: [i64; 4],
     pub scored: u64,
@@ -50,10 +69,8 @@ impl OnlineScorer {
             model,
             space,
             active_within_ms,
-            band: Vec::new(),
-            last_scored: Vec::new(),
-            dirty: Vec::new(),
-            dirty_list: Vec::new(),
+            traders: PerTrader::default(),
+            dirty_lists: Vec::new(),
             counts: [0; 4],
             scored: 0,
             buf: Vec::new(),
@@ -64,8 +81,14 @@ impl OnlineScorer {
     /// Swaps in a new model; bands stay until the next scoring of each trader.
     pub fn replace(&mut self, model: Arc<Model>, symbols: &mut Interner) {
         let mut fresh = Self::new(model, symbols);
-        fresh.band = std::mem::take(&mut self.band);
-        // last_scored is dropped: everyone is scored by the new model.
+        fresh.traders = std::mem::take(&mut self.traders);
+        fresh.dirty_lists = std::mem::take(&mut self.dirty_lists);
+        // Latest scorings are forgotten: everyone is scored by the new model.
+        for shard in 0..fresh.traders.shard_count() {
+            let mut v = fresh.traders.shard(shard).to_vec();
+            v.iter_mut().for_each(|s| s.last = NEVER);
+            fresh.traders.set_shard(shard, v);
+        }
         fresh.counts = self.counts;
         fresh.scored = self.scored;
         *self = fresh;
@@ -74,39 +97,77 @@ impl OnlineScorer {
     /// Trader `id`'s features changed: score it at the next tick.
     #[inline]
     pub fn mark(&mut self, id: TraderId) {
-        let i = id as usize;
-        if i >= self.dirty.len() {
-            self.dirty.resize(i + 1, false);
-        }
-        if !self.dirty[i] {
-            self.dirty[i] = true;
-            self.dirty_list.push(id);
+        let s = self.traders.get_mut(id);
+        if !s.dirty {
+            s.dirty = true;
+            let shard = shard_of(id) as usize;
+            if shard >= self.dirty_lists.len() {
+                self.dirty_lists.resize_with(shard + 1, Vec::new);
+            }
+            self.dirty_lists[shard].push(id);
         }
     }
 
-    /// The traders marked since the last call.
-    pub fn take_dirty(&mut self) -> Vec<TraderId> {
-        for &id in &self.dirty_list {
-            self.dirty[id as usize] = false;
+    /// The traders of `shard` marked since the last call.
+    pub fn take_dirty(&mut self, shard: u32) -> Vec<TraderId> {
+        let list = self
+            .dirty_lists
+            .get_mut(shard as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for &id in &list {
+            self.traders.get_mut(id).dirty = false;
         }
-        std::mem::take(&mut self.dirty_list)
+        list
+    }
+
+    /// Replaces one shard's per-trader memory (a restored checkpoint).
+    pub fn set_shard(&mut self, shard: u32, traders: Vec<Scored>) {
+        self.clear_shard(shard);
+        let dirty: Vec<TraderId> = traders
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.dirty)
+            .map(|(i, _)| crate::event::trader_id(shard, i as u32))
+            .collect();
+        for s in &traders {
+            if s.band > 0 {
+                self.counts[s.band as usize - 1] += 1;
+            }
+        }
+        self.traders.set_shard(shard, traders);
+        let i = shard as usize;
+        if i >= self.dirty_lists.len() {
+            self.dirty_lists.resize_with(i + 1, Vec::new);
+        }
+        self.dirty_lists[i] = dirty;
+    }
+
+    /// Drops one shard's memory (its partition left this instance).
+    pub fn clear_shard(&mut self, shard: u32) {
+        for s in self.traders.shard(shard) {
+            if s.band > 0 {
+                self.counts[s.band as usize - 1] -= 1;
+            }
+        }
+        self.traders.clear_shard(shard);
+        if let Some(l) = self.dirty_lists.get_mut(shard as usize) {
+            l.clear();
+        }
     }
 
     fn set_band(&mut self, id: TraderId, band: Option<Band>) {
-        let i = id as usize;
-        if i >= self.band.len() {
-            self.band.resize(i + 1, 0);
-        }
-        let old = self.band[i];
         let new = band.map_or(0, |b| b as u8 + 1);
+        let s = self.traders.get_mut(id);
+        let old = s.band;
         if old != new {
+            s.band = new;
             if old > 0 {
                 self.counts[old as usize - 1] -= 1;
             }
             if new > 0 {
                 self.counts[new as usize - 1] += 1;
             }
-            self.band[i] = new;
         }
     }
 
@@ -135,18 +196,14 @@ impl OnlineScorer {
             .apply(self.model.estimator.predict(&buf));
         self.buf = buf;
         self.scored += 1;
-        let i = id as usize;
-        if i >= self.last_scored.len() {
-            self.last_scored.resize(i + 1, NEVER);
-        }
-        self.last_scored[i] = now;
+        self.traders.get_mut(id).last = now;
         self.set_band(id, Some(self.model.bands.band(p)));
         Some(p)
     }
 
     /// Whether trader `id` was scored after `t`.
     pub fn scored_after(&self, id: TraderId, t: i64) -> bool {
-        self.last_scored.get(id as usize).is_some_and(|&s| s > t)
+        self.traders.get(id).is_some_and(|s| s.last > t)
     }
 
     /// The strongest reasons behind `s`'s score at `now`.
@@ -157,9 +214,11 @@ impl OnlineScorer {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.band.capacity()
-            + self.last_scored.capacity() * 8
-            + self.dirty.capacity()
-            + self.dirty_list.capacity() * 4
+        self.traders.heap_bytes()
+            + self
+                .dirty_lists
+                .iter()
+                .map(|l| l.capacity() * 4)
+                .sum::<usize>()
     }
 }

@@ -173,7 +173,7 @@ pub fn train(history: &History, cfg: &TrainConfig) -> Result<Model, ModelError> 
         version: String::new(),
         horizon_days: days(cfg.horizon_ms),
         channels,
-        segment_thresholds: history.ingest.traders.thresholds,
+        segment_thresholds: crate::features::SegmentThresholds::default(),
         features,
         estimator,
         calibration,

@@ -10,7 +10,7 @@ use super::runner::{Input, Stage, is_numeric, locate};
 use super::spec::{PipelineDef, PipelineError, UNBOUNDED_COLUMNS, ValueKind, parse};
 use crate::event::EventType;
 use crate::features::traders_schema;
-use crate::window::{EventTables, WindowSpec, tables::table_name};
+use crate::window::{WindowSpec, schema_of, table_name};
 
 /// The catalogue shipped in `pipelines/`, built in so that the binary works
 /// from any directory; a pipelines folder given on the command line (or
@@ -158,14 +158,13 @@ pub fn slices_schema(slice_output: &SchemaRef) -> SchemaRef {
 
 /// Tables every first-stage query can read, with window columns.
 pub fn source_tables() -> Vec<(&'static str, Input, SchemaRef)> {
-    let tables = EventTables::new();
     let mut v: Vec<(&'static str, Input, SchemaRef)> = EventType::ALL
         .iter()
         .map(|t| {
             (
                 table_name(*t),
                 Input::Event(t.index()),
-                with_window_columns(&tables.schema(*t)),
+                with_window_columns(&schema_of(*t)),
             )
         })
         .collect();

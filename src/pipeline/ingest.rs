@@ -1,10 +1,8 @@
-//! Decode, validate, de-duplicate and apply one message to trader state.
+//! Decode and validate one message, counting every outcome.
 
 use crate::event::time::HOUR_MS;
 use crate::event::{DecodeConfig, Decoder, Event, EventType, Invalid};
-use crate::features::Traders;
 
-use super::dedup::Dedup;
 use super::stats::Stats;
 
 /// Settings of the ingest stage.
@@ -13,7 +11,7 @@ pub struct IngestConfig {
     pub decode: DecodeConfig,
     /// Event ids are remembered for at least this long (event time).
     pub dedup_window_ms: i64,
-    /// Cap on remembered ids per generation (memory bound).
+    /// Cap on remembered ids per shard (memory bound).
     pub dedup_max_ids: usize,
 }
 
@@ -22,28 +20,16 @@ impl Default for IngestConfig {
         Self {
             decode: DecodeConfig::default(),
             dedup_window_ms: 6 * HOUR_MS,
-            dedup_max_ids: 4_000_000,
+            dedup_max_ids: 8_000_000,
         }
     }
 }
 
-/// What became of one message.
-#[derive(Debug)]
-pub enum Outcome {
-    /// A new valid event; trader state already includes it.
-    Valid(Event),
-    /// Refused, with the reason; goes to the dead-letter sink.
-    Invalid(Invalid),
-    /// An event id seen within the de-duplication window.
-    Duplicate,
-}
-
-/// The ingest stage with its state.
+/// The decoder with the accounting of every message read.
 #[derive(Debug, Clone)]
 pub struct Ingest {
+    pub config: IngestConfig,
     pub decoder: Decoder,
-    pub dedup: Dedup,
-    pub traders: Traders,
     pub stats: Stats,
 }
 
@@ -56,52 +42,31 @@ impl Default for Ingest {
 impl Ingest {
     pub fn new(config: IngestConfig) -> Self {
         Self {
-            decoder: Decoder::new(config.decode),
-            dedup: Dedup::new(config.dedup_window_ms, config.dedup_max_ids),
-            traders: Traders::default(),
+            decoder: Decoder::new(config.decode.clone()),
+            config,
             stats: Stats::default(),
         }
     }
 
-    /// Processes one message; `now_ms` is the reference clock of the
-    /// future-timestamp check.
+    /// Decodes one message of `shard`, counting it as read (and as invalid
+    /// when refused); `now_ms` is the reference clock of the
+    /// future-timestamp check, `fallback_type` applies when `type` is absent.
     #[inline]
-    pub fn ingest(&mut self, bytes: &[u8], now_ms: i64) -> Outcome {
-        self.ingest_typed(bytes, now_ms, None)
-    }
-
-    /// As [`Ingest::ingest`]; `fallback_type` applies when `type` is absent.
-    #[inline]
-    pub fn ingest_typed(
+    pub fn decode(
         &mut self,
         bytes: &[u8],
         now_ms: i64,
         fallback_type: Option<EventType>,
-    ) -> Outcome {
+        shard: u32,
+    ) -> Result<Event, Invalid> {
         self.stats.read += 1;
-        match self.decoder.decode_typed(bytes, now_ms, fallback_type) {
-            Err(invalid) => {
-                self.stats.invalid[invalid.reason.index()] += 1;
-                Outcome::Invalid(invalid)
-            }
-            Ok(event) => {
-                let t = event.event_type().index();
-                if self.dedup.is_duplicate(event.id_hash, event.ts) {
-                    self.stats.duplicate[t] += 1;
-                    return Outcome::Duplicate;
-                }
-                self.stats.valid[t] += 1;
-                self.traders.apply(&event);
-                Outcome::Valid(event)
-            }
-        }
+        self.decoder
+            .decode_typed(bytes, now_ms, fallback_type, shard)
+            .inspect_err(|invalid| self.stats.invalid[invalid.reason.index()] += 1)
     }
 
-    /// Approximate bytes of state held (traders, interned strings, ids).
+    /// Approximate bytes of interned names.
     pub fn state_bytes(&self) -> usize {
-        self.traders.heap_bytes()
-            + self.decoder.traders.heap_bytes()
-            + self.decoder.symbols.heap_bytes()
-            + self.dedup.heap_bytes()
+        self.decoder.traders.heap_bytes() + self.decoder.symbols.heap_bytes()
     }
 }

@@ -1,27 +1,28 @@
-//! The pipeline every command runs: ingest (decode + validate, de-duplicate,
-//! per-trader state, accounting, dead letters), then the event-time windows
-//! and the DataFusion SQL pipelines of `pipelines/*.sql`, whose KPI rows go
-//! to the NDJSON sink, Prometheus and `/api/kpis`.
+//! The pieces of the pipeline: ingest (decode + validate, accounting),
+//! de-duplication, dead letters, and the DataFusion SQL pipelines of
+//! `pipelines/*.sql` (their files, planning and KPI rows, which go to the
+//! NDJSON sink, Prometheus and `/api/kpis`). The engine composes them.
 
 mod catalog;
 mod dedup;
 mod dlq;
-mod engine;
 mod ingest;
 mod kpi;
-mod replay;
+mod plan;
 mod runner;
 mod spec;
 mod stats;
 mod udf;
 
-pub use catalog::{BUILTIN, Planned, load};
+pub use catalog::{BUILTIN, Planned, load, slices_schema};
 pub use dedup::Dedup;
 pub use dlq::{DeadLetter, DeadLetterSink, LateEvent, NdjsonFile, Origin};
-pub use engine::{Engine, EngineConfig, EngineError, KpiOutputs, Processed, check_pipelines};
-pub use ingest::{Ingest, IngestConfig, Outcome};
-pub use kpi::{BoardEntry, KpiBoard, KpiRow, KpiSink, SharedBoard, latest_window};
-pub use replay::{ReplayError, ReplayReport, default_dlq_path, replay_file};
+pub use ingest::{Ingest, IngestConfig};
+pub use kpi::{
+    BoardEntry, KpiBoard, KpiRow, KpiSink, SharedBoard, latest_window, rows_from_batches,
+};
+pub use plan::{EngineError, check_pipelines, runtime};
+pub use runner::Input;
 pub use spec::{PipelineDef, PipelineError, ValueKind};
 pub use stats::{Stats, Summary};
 pub use udf::phi;

@@ -12,7 +12,7 @@ const REASONS: usize = 11;
 
 /// Event accounting, kept in plain integers on the hot path and published to
 /// Prometheus in batches.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub read: u64,
     pub valid: [u64; TYPES],

@@ -8,8 +8,8 @@
 //!   such sets.
 //!
 //! The last two make distinct counts over hopping windows cheap: each slide
-//! keeps one small bitmap, and a window ORs its slides instead of rescanning
-//! or replicating every (day, trader) pair.
+//! keeps one small (roaring) bitmap, and a window ORs its slides instead of
+//! rescanning or replicating every (day, trader) pair.
 
 use std::sync::Arc;
 
@@ -70,27 +70,21 @@ fn erfc(x: f64) -> f64 {
     if x >= 0.0 { r } else { 2.0 - r }
 }
 
-/// A set of dense trader ids.
+/// A set of trader ids: a roaring bitmap, compact whatever the ids (they
+/// carry their shard in the high bits), serialised in the portable format.
 #[derive(Debug, Default)]
-struct Bits(Vec<u64>);
+struct Bits(roaring::RoaringBitmap);
 
 impl Bits {
     fn insert(&mut self, id: u32) {
-        let (w, b) = ((id / 64) as usize, id % 64);
-        if w >= self.0.len() {
-            self.0.resize(w + 1, 0);
-        }
-        self.0[w] |= 1 << b;
+        self.0.insert(id);
     }
 
-    fn union_bytes(&mut self, bytes: &[u8]) {
-        let words = bytes.len() / 8;
-        if words > self.0.len() {
-            self.0.resize(words, 0);
-        }
-        for (w, chunk) in self.0.iter_mut().zip(bytes.chunks_exact(8)) {
-            *w |= u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        }
+    fn union_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let other = roaring::RoaringBitmap::deserialize_from(bytes)
+            .map_err(|e| DataFusionError::Execution(format!("not a trader set: {e}")))?;
+        self.0 |= other;
+        Ok(())
     }
 
     fn union_array(&mut self, a: &ArrayRef) -> Result<()> {
@@ -99,21 +93,24 @@ impl Bits {
             .downcast_ref::<BinaryArray>()
             .ok_or_else(|| DataFusionError::Execution("expected a trader set (binary)".into()))?;
         for s in sets.iter().flatten() {
-            self.union_bytes(s);
+            self.union_bytes(s)?;
         }
         Ok(())
     }
 
     fn to_scalar(&self) -> ScalarValue {
-        ScalarValue::Binary(Some(self.0.iter().flat_map(|w| w.to_le_bytes()).collect()))
+        let mut out = Vec::with_capacity(self.0.serialized_size());
+        // Writing into a Vec cannot fail.
+        let _ = self.0.serialize_into(&mut out);
+        ScalarValue::Binary(Some(out))
     }
 
     fn count(&self) -> i64 {
-        self.0.iter().map(|w| i64::from(w.count_ones())).sum()
+        self.0.len() as i64
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.0.capacity() * 8
+        std::mem::size_of::<Self>() + self.0.serialized_size()
     }
 }
 

@@ -13,10 +13,17 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::metrics::Metrics;
+
+/// The largest message the producer sends (and the changelog accepts).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A Kafka client configuration with the given extra properties.
 pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
@@ -38,6 +45,35 @@ pub enum SinkError {
     },
     #[error("messages still undelivered after flushing for {0:?}; the broker is unreachable")]
     Flush(Duration),
+    #[error("cannot send to {topic}: {source}")]
+    Send { topic: String, source: KafkaError },
+    #[error("Kafka transaction {step} failed: {source}")]
+    Transaction {
+        step: &'static str,
+        source: KafkaError,
+    },
+}
+
+impl SinkError {
+    /// The transaction must be aborted (and the state rewound), after
+    /// which work can go on.
+    pub fn requires_abort(&self) -> bool {
+        matches!(self, SinkError::Transaction { source, .. } if source_requires_abort(source))
+    }
+
+    /// Another instance took over (fenced): this one must stop.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, SinkError::Transaction { source: KafkaError::Transaction(e), .. } if e.is_fatal())
+    }
+
+    /// Trying the same step again may work (the broker is away).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, SinkError::Transaction { source: KafkaError::Transaction(e), .. } if e.is_retriable())
+    }
+}
+
+fn source_requires_abort(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(t) if t.txn_requires_abort())
 }
 
 /// Counts delivery outcomes per sink name (carried as the message opaque).
@@ -69,6 +105,8 @@ impl ProducerContext for Ctx {
 pub struct KafkaSink {
     producer: ThreadedProducer<Ctx>,
     errors: Arc<AtomicU64>,
+    /// Messages accepted for sending.
+    sent: Arc<AtomicU64>,
     metrics: Option<Arc<Mutex<Metrics>>>,
 }
 
@@ -78,14 +116,54 @@ impl KafkaSink {
         properties: &BTreeMap<String, String>,
         metrics: Option<Arc<Mutex<Metrics>>>,
     ) -> Result<Self, SinkError> {
+        Self::create(brokers, properties, metrics, None)
+    }
+
+    /// A transactional producer: every send belongs to the open transaction.
+    pub fn transactional(
+        brokers: &str,
+        properties: &BTreeMap<String, String>,
+        metrics: Option<Arc<Mutex<Metrics>>>,
+        transactional_id: &str,
+        transaction_timeout: Duration,
+    ) -> Result<Self, SinkError> {
+        Self::create(
+            brokers,
+            properties,
+            metrics,
+            Some((transactional_id, transaction_timeout)),
+        )
+    }
+
+    fn create(
+        brokers: &str,
+        properties: &BTreeMap<String, String>,
+        metrics: Option<Arc<Mutex<Metrics>>>,
+        transactional: Option<(&str, Duration)>,
+    ) -> Result<Self, SinkError> {
         let errors = Arc::new(AtomicU64::new(0));
         let mut config = client_config(brokers, properties);
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("message.timeout.ms", "0")
             .set("linger.ms", "5")
-            .set("queue.buffering.max.messages", "1000000");
+            .set("queue.buffering.max.messages", "1000000")
+            // Checkpoint records stay under 1 MB; the room is for the odd
+            // large one (the changelog topic accepts the same).
+            .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string());
+        match transactional {
+            None => {
+                config.set("message.timeout.ms", "0");
+            }
+            Some((id, timeout)) => {
+                config
+                    .set("transactional.id", id)
+                    .set("transaction.timeout.ms", timeout.as_millis().to_string())
+                    // Within a transaction a message may wait for the
+                    // broker at most as long as the transaction lives.
+                    .set("message.timeout.ms", timeout.as_millis().to_string());
+            }
+        }
         let ctx = Ctx {
             errors: errors.clone(),
             metrics: metrics.clone(),
@@ -99,6 +177,7 @@ impl KafkaSink {
         Ok(Self {
             producer,
             errors,
+            sent: Arc::new(AtomicU64::new(0)),
             metrics,
         })
     }
@@ -113,6 +192,28 @@ impl KafkaSink {
         payload: &[u8],
         headers: &[(&str, &[u8])],
     ) {
+        if let Err(e) = self.send_to(sink, topic, None, key, Some(payload), headers) {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(sink, error = %e, "message refused by the producer");
+            if let Some(m) = &self.metrics
+                && let Ok(m) = m.lock()
+            {
+                m.sink_error(sink);
+            }
+        }
+    }
+
+    /// Sends one message to a given partition (or by key when `None`); a
+    /// `None` payload is a tombstone.
+    pub fn send_to(
+        &self,
+        sink: &'static str,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        payload: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), SinkError> {
         let mut backoff = Duration::from_millis(10);
         loop {
             let mut h = OwnedHeaders::new_with_capacity(headers.len());
@@ -122,12 +223,26 @@ impl KafkaSink {
                     value: Some(*v),
                 });
             }
-            let record = BaseRecord::with_opaque_to(topic, Box::new(sink))
+            let mut record = BaseRecord::with_opaque_to(topic, Box::new(sink))
                 .key(key)
-                .payload(payload)
                 .headers(h);
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            if let Some(p) = partition {
+                record = record.partition(p);
+            }
             match self.producer.send(record) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err((e, _)) if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) => {
+                    return Err(SinkError::Send {
+                        topic: topic.to_owned(),
+                        source: e,
+                    });
+                }
                 Err((e, _)) => {
                     if let Some(m) = &self.metrics
                         && let Ok(m) = m.lock()
@@ -140,6 +255,64 @@ impl KafkaSink {
                 }
             }
         }
+    }
+
+    /// Registers the transactional id with the broker (fencing any older
+    /// producer with the same id, whose open transaction is aborted).
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.producer
+            .init_transactions(timeout)
+            .map_err(|source| SinkError::Transaction {
+                step: "init",
+                source,
+            })
+    }
+
+    pub fn begin(&self) -> Result<(), SinkError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|source| SinkError::Transaction {
+                step: "begin",
+                source,
+            })
+    }
+
+    /// Adds the consumer offsets to the open transaction.
+    pub fn send_offsets(
+        &self,
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+        timeout: Duration,
+    ) -> Result<(), SinkError> {
+        self.producer
+            .send_offsets_to_transaction(offsets, group, timeout)
+            .map_err(|source| SinkError::Transaction {
+                step: "send offsets",
+                source,
+            })
+    }
+
+    pub fn commit(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.producer
+            .commit_transaction(timeout)
+            .map_err(|source| SinkError::Transaction {
+                step: "commit",
+                source,
+            })
+    }
+
+    pub fn abort(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.producer
+            .abort_transaction(timeout)
+            .map_err(|source| SinkError::Transaction {
+                step: "abort",
+                source,
+            })
+    }
+
+    /// Messages accepted for sending so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Deliveries that failed for good.

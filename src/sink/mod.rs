@@ -1,6 +1,6 @@
 //! Where results leave the service besides files: Kafka topics for dead
-//! letters, late events, KPI rows and (with the churn model) alerts.
+//! letters, late events, KPI rows, alerts and the state changelog.
 
 mod kafka;
 
-pub use kafka::{KafkaSink, SinkError, client_config};
+pub use kafka::{KafkaSink, MAX_MESSAGE_BYTES, SinkError, client_config};

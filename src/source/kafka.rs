@@ -1,29 +1,28 @@
-//! The Kafka source: a consumer in a consumer group feeding the engine.
-//!
-//! At-least-once: offsets are committed only up to the first message whose
-//! effects are not applied yet (the lowest offset still in an open window),
-//! after each emission cycle and when partitions are revoked. A restart
-//! re-reads from there, so nothing is lost; what may be counted twice is
-//! bounded by what was emitted after the last commit (see the README).
+//! The Kafka source: one consumer of a consumer group. It hands messages
+//! to the driver, reports partitions assigned and revoked, and commits
+//! offsets when the driver asks (at-least-once); under exactly-once the
+//! driver commits them in its transaction with this consumer's group
+//! metadata. A hook runs inside the revocation callback, before the
+//! partitions leave, so the driver can commit what it did with them.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{Headers, Message};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::event::EventType;
-use crate::event::time::format_rfc3339_ms;
 use crate::metrics::Metrics;
-use crate::pipeline::{Engine, Processed};
-use crate::sink::{KafkaSink, client_config};
-use crate::window::tables::table_name;
+use crate::sink::client_config;
+use crate::window::table_name;
 
 /// Failures that stop the source.
 #[derive(Debug, thiserror::Error)]
@@ -38,38 +37,31 @@ pub enum SourceError {
         topics: Vec<String>,
         source: rdkafka::error::KafkaError,
     },
+    #[error("cannot commit offsets: {0}")]
+    Commit(rdkafka::error::KafkaError),
 }
 
-/// What a run did.
-#[derive(Debug, Default)]
-pub struct RunReport {
-    pub messages: u64,
-    pub seconds: f64,
-    /// From the first message to the last one (excludes group join and
-    /// the idle wait).
-    pub busy_seconds: f64,
-    /// `idle` (caught up and quiet for --exit-when-idle) or `signal`.
-    pub stopped_by: &'static str,
+/// A topic-partition.
+pub type TopicPartition = (String, i32);
+
+/// Assignment changes for the driver.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Assigned(Vec<TopicPartition>),
+    Revoked(Vec<TopicPartition>),
 }
 
-/// Offsets safe to commit with their progress metadata, shared with the
-/// rebalance callback.
-type Committable = Arc<Mutex<HashMap<(String, i32), (i64, String)>>>;
-
-/// Assignment changes for the consume loop.
-#[derive(Debug)]
-enum Change {
-    Assigned(Vec<(String, i32)>),
-    Revoked(Vec<(String, i32)>),
-}
+/// Runs inside the revocation callback with the partitions leaving and the
+/// group metadata that is still valid then.
+pub type RevokeHook = Box<dyn Fn(&[TopicPartition], Option<ConsumerGroupMetadata>) + Send + Sync>;
 
 struct Ctx {
-    committable: Committable,
     changes: Arc<Mutex<Vec<Change>>>,
+    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
     metrics: Option<Arc<Mutex<Metrics>>>,
 }
 
-fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
         .map(|e| (e.topic().to_owned(), e.partition()))
@@ -93,25 +85,11 @@ impl ClientContext for Ctx {
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            // Commit what is safe for the partitions leaving us.
             let revoked = partitions(tpl);
-            let mut list = TopicPartitionList::new();
-            if let Ok(c) = self.committable.lock() {
-                for key in &revoked {
-                    if let Some((off, progress)) = c.get(key)
-                        && list
-                            .add_partition_offset(&key.0, key.1, Offset::Offset(*off))
-                            .is_ok()
-                        && let Some(mut e) = list.find_partition(&key.0, key.1)
-                    {
-                        e.set_metadata(progress);
-                    }
-                }
-            }
-            if list.count() > 0
-                && let Err(e) = consumer.commit(&list, CommitMode::Sync)
+            if let Ok(hook) = self.on_revoke.lock()
+                && let Some(hook) = hook.as_ref()
             {
-                tracing::warn!(error = %e, "commit on revoke failed");
+                hook(&revoked, consumer.group_metadata());
             }
             if let Ok(mut ch) = self.changes.lock() {
                 ch.push(Change::Revoked(revoked));
@@ -128,19 +106,6 @@ impl ConsumerContext for Ctx {
     }
 }
 
-/// How the source runs.
-pub struct KafkaRun<'a> {
-    pub config: &'a KafkaConfig,
-    /// Stop once caught up and quiet this long (tests, backfills).
-    pub exit_when_idle: Option<Duration>,
-    pub stop: &'a AtomicBool,
-    pub metrics: Option<Arc<Mutex<Metrics>>>,
-    /// Producer for dead letters and late events.
-    pub sink: &'a KafkaSink,
-    /// Called after each emission cycle (status, metrics).
-    pub on_tick: &'a mut dyn FnMut(&Engine, bool),
-}
-
 /// The event type a topic is named after (`...signups`, `...deposits`).
 fn type_of_topic(topic: &str) -> Option<EventType> {
     EventType::ALL
@@ -149,341 +114,250 @@ fn type_of_topic(topic: &str) -> Option<EventType> {
         .find(|t| topic.ends_with(table_name(*t)))
 }
 
-/// Consumes until stopped (signal) or idle, feeding `engine`.
-pub fn run_kafka(engine: &mut Engine, run: KafkaRun<'_>) -> Result<RunReport, SourceError> {
-    let started = Instant::now();
-    let cfg = run.config;
-    let committable: Committable = Arc::new(Mutex::new(HashMap::new()));
-    let changes = Arc::new(Mutex::new(Vec::new()));
-    let ctx = Ctx {
-        committable: committable.clone(),
-        changes: changes.clone(),
-        metrics: run.metrics.clone(),
-    };
-    let mut cc = client_config(&cfg.brokers, &cfg.properties);
-    cc.set("group.id", &cfg.group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "1000")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        // Keep a deep local queue so the engine never waits on a fetch.
-        .set("queued.min.messages", "500000")
-        .set("fetch.wait.max.ms", "50");
-    let consumer: BaseConsumer<Ctx> =
-        cc.create_with_context(ctx)
-            .map_err(|source| SourceError::Create {
-                brokers: cfg.brokers.clone(),
+/// One consumer of the group.
+pub struct KafkaSource {
+    consumer: BaseConsumer<Ctx>,
+    changes: Arc<Mutex<Vec<Change>>>,
+    on_revoke: Arc<Mutex<Option<RevokeHook>>>,
+    /// Dense input index per topic-partition (stable for the process).
+    index: RefCell<HashMap<String, Vec<Option<usize>>>>,
+    keys: RefCell<Vec<TopicPartition>>,
+    fallback: HashMap<String, Option<EventType>>,
+    pub topics: Vec<String>,
+    last_error: RefCell<Option<std::time::Instant>>,
+}
+
+impl KafkaSource {
+    /// Joins the group and subscribes; `read_committed` when the topics
+    /// may hold transactional writes (they always may: it costs nothing).
+    pub fn new(
+        cfg: &KafkaConfig,
+        metrics: Option<Arc<Mutex<Metrics>>>,
+    ) -> Result<Self, SourceError> {
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let on_revoke = Arc::new(Mutex::new(None));
+        let ctx = Ctx {
+            changes: changes.clone(),
+            on_revoke: on_revoke.clone(),
+            metrics,
+        };
+        let mut cc = client_config(&cfg.brokers, &cfg.properties);
+        cc.set("group.id", &cfg.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("statistics.interval.ms", "1000")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            // Keep a deep local queue so the engine never waits on a fetch.
+            .set("queued.min.messages", "500000")
+            .set("fetch.wait.max.ms", "50");
+        let consumer: BaseConsumer<Ctx> =
+            cc.create_with_context(ctx)
+                .map_err(|source| SourceError::Create {
+                    brokers: cfg.brokers.clone(),
+                    source,
+                })?;
+        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|source| SourceError::Subscribe {
+                topics: cfg.topics.clone(),
                 source,
             })?;
-    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|source| SourceError::Subscribe {
-            topics: cfg.topics.clone(),
-            source,
-        })?;
-
-    let mut index: HashMap<(String, i32), usize> = HashMap::new();
-    let mut keys: Vec<(String, i32)> = Vec::new();
-    let mut assigned: Vec<(String, i32)> = Vec::new();
-    let fallback: HashMap<String, Option<EventType>> = cfg
-        .topics
-        .iter()
-        .map(|t| {
-            (
-                t.clone(),
-                if cfg.type_from_topic {
+        let fallback = cfg
+            .topics
+            .iter()
+            .map(|t| {
+                let ty = if cfg.type_from_topic {
                     type_of_topic(t)
                 } else {
                     None
-                },
-            )
+                };
+                (t.clone(), ty)
+            })
+            .collect();
+        Ok(Self {
+            consumer,
+            changes,
+            on_revoke,
+            index: RefCell::new(HashMap::new()),
+            keys: RefCell::new(Vec::new()),
+            fallback,
+            topics: cfg.topics.clone(),
+            last_error: RefCell::new(None),
         })
-        .collect();
-    let mut report = RunReport::default();
-    let mut last_message = Instant::now();
-    let mut first_message: Option<Instant> = None;
-    let mut last_tick = Instant::now();
-    let mut last_committed: HashMap<(String, i32), i64> = HashMap::new();
-    let mut restored: std::collections::HashSet<(String, i32)> = std::collections::HashSet::new();
-    loop {
-        if run.stop.load(Ordering::Relaxed) {
-            report.stopped_by = "signal";
-            break;
+    }
+
+    /// Sets the hook run when partitions are revoked.
+    pub fn on_revoke(&self, hook: RevokeHook) {
+        if let Ok(mut h) = self.on_revoke.lock() {
+            *h = Some(hook);
         }
-        for change in changes
+    }
+
+    /// Assignment changes since the last call.
+    pub fn take_changes(&self) -> Vec<Change> {
+        self.changes
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default()
-        {
-            match change {
-                Change::Assigned(ps) => {
-                    restore(&consumer, engine, &ps, &mut restored);
-                    for key in ps {
-                        let i = *index.entry(key.clone()).or_insert_with(|| {
-                            keys.push(key.clone());
-                            keys.len() - 1
-                        });
-                        engine.assign_partition(i);
-                        if !assigned.contains(&key) {
-                            assigned.push(key);
-                        }
-                    }
-                }
-                Change::Revoked(ps) => {
-                    for key in ps {
-                        if let Some(i) = index.get(&key) {
-                            engine.forget_partition(*i);
-                        }
-                        assigned.retain(|k| *k != key);
-                    }
-                }
-            }
+    }
+
+    /// The dense input index of a topic-partition.
+    pub fn input(&self, topic: &str, partition: i32) -> usize {
+        let p = partition.max(0) as usize;
+        let mut index = self.index.borrow_mut();
+        if let Some(Some(i)) = index.get(topic).and_then(|v| v.get(p)) {
+            return *i;
         }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(msg)) => {
-                last_message = Instant::now();
-                first_message.get_or_insert(last_message);
-                report.messages += 1;
-                let key = (msg.topic().to_owned(), msg.partition());
-                if !restored.contains(&key) {
-                    restore(&consumer, engine, std::slice::from_ref(&key), &mut restored);
-                }
-                let i = *index.entry(key.clone()).or_insert_with(|| {
-                    keys.push(key.clone());
-                    keys.len() - 1
-                });
-                let payload = msg.payload().unwrap_or_default();
-                let now = chrono::Utc::now().timestamp_millis();
-                let fb = fallback.get(msg.topic()).copied().flatten();
-                let outcome = engine.process_at(payload, i, msg.offset(), now, fb);
-                let (sink, topic, headers): (&'static str, &str, Vec<(&str, String)>) =
-                    match &outcome {
-                        Processed::Valid | Processed::Duplicate => ("", "", Vec::new()),
-                        Processed::Invalid(inv) => (
-                            "dead_letters",
-                            &cfg.dead_letter_topic,
-                            vec![
-                                ("pulse.reason", inv.reason.as_str().to_owned()),
-                                ("pulse.field", inv.field.unwrap_or_default().to_owned()),
-                                ("pulse.message", inv.message.clone()),
-                            ],
-                        ),
-                        Processed::Late { ts, frontier } => (
-                            "late",
-                            &cfg.late_topic,
-                            vec![
-                                ("pulse.reason", "late".to_owned()),
-                                ("pulse.event_time", format_rfc3339_ms(*ts)),
-                                ("pulse.frontier", format_rfc3339_ms(*frontier)),
-                            ],
-                        ),
-                    };
-                if !sink.is_empty() {
-                    let mut all: Vec<(&str, Vec<u8>)> = headers
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes()))
-                        .collect();
-                    all.push(("pulse.source.topic", msg.topic().as_bytes().to_vec()));
-                    all.push((
-                        "pulse.source.partition",
-                        msg.partition().to_string().into_bytes(),
-                    ));
-                    all.push(("pulse.source.offset", msg.offset().to_string().into_bytes()));
-                    if let Some(h) = msg.headers() {
-                        for hdr in h.iter() {
-                            all.push((hdr.key, hdr.value.unwrap_or_default().to_vec()));
-                        }
-                    }
-                    let refs: Vec<(&str, &[u8])> =
-                        all.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-                    run.sink
-                        .send(sink, topic, msg.key().unwrap_or_default(), payload, &refs);
-                }
-            }
+        let mut keys = self.keys.borrow_mut();
+        keys.push((topic.to_owned(), partition));
+        let slots = index.entry(topic.to_owned()).or_default();
+        if p >= slots.len() {
+            slots.resize(p + 1, None);
+        }
+        slots[p] = Some(keys.len() - 1);
+        keys.len() - 1
+    }
+
+    /// The topic-partition of an input index.
+    pub fn key(&self, input: usize) -> Option<TopicPartition> {
+        self.keys.borrow().get(input).cloned()
+    }
+
+    /// The event type of messages without one on `topic`.
+    pub fn fallback_type(&self, topic: &str) -> Option<EventType> {
+        self.fallback.get(topic).copied().flatten()
+    }
+
+    /// The next message, waiting at most `timeout`. Errors (the broker
+    /// away) are retried by librdkafka; they are logged at most every few
+    /// seconds and slow the loop down instead of spinning.
+    pub fn poll(&self, timeout: Duration) -> Option<BorrowedMessage<'_>> {
+        match self.consumer.poll(timeout) {
+            Some(Ok(m)) => Some(m),
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "Kafka consumer error; retrying");
-            }
-            None => {}
-        }
-        if last_tick.elapsed() >= Duration::from_millis(250) {
-            engine.tick();
-            commit(
-                &consumer,
-                engine,
-                &keys,
-                &committable,
-                &mut last_committed,
-                Commit::Cycle,
-            );
-            (run.on_tick)(engine, !assigned.is_empty());
-            last_tick = Instant::now();
-        }
-        if let Some(idle) = run.exit_when_idle
-            && last_message.elapsed() >= idle
-            && !assigned.is_empty()
-            && caught_up(&consumer, engine, &assigned, &index)
-        {
-            report.stopped_by = "idle";
-            break;
-        }
-    }
-    if report.stopped_by == "idle" {
-        // Caught up: close every window, emit, and commit everything read.
-        engine.finish();
-        commit(
-            &consumer,
-            engine,
-            &keys,
-            &committable,
-            &mut last_committed,
-            Commit::CaughtUp,
-        );
-    } else {
-        // Stopped mid-stream: open windows are not emitted; a restart
-        // re-reads them from the committed offsets.
-        commit(
-            &consumer,
-            engine,
-            &keys,
-            &committable,
-            &mut last_committed,
-            Commit::Stop,
-        );
-    }
-    (run.on_tick)(engine, false);
-    report.seconds = started.elapsed().as_secs_f64();
-    report.busy_seconds =
-        first_message.map_or(0.0, |f| last_message.duration_since(f).as_secs_f64());
-    Ok(report)
-}
-
-/// When offsets are committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Commit {
-    /// After an emission cycle: what is safe, asynchronously.
-    Cycle,
-    /// Stopped mid-stream: what is safe, synchronously.
-    Stop,
-    /// Caught up and every window emitted: everything read, synchronously.
-    CaughtUp,
-}
-
-/// Commits what is safe: the lowest offset whose effects are not all
-/// applied, per partition (everything read once caught up).
-fn commit(
-    consumer: &BaseConsumer<Ctx>,
-    engine: &Engine,
-    keys: &[(String, i32)],
-    shared: &Committable,
-    last: &mut HashMap<(String, i32), i64>,
-    kind: Commit,
-) {
-    let (all, sync) = (kind == Commit::CaughtUp, kind != Commit::Cycle);
-    let offsets = if all {
-        engine.next_offsets().to_vec()
-    } else {
-        engine.committable()
-    };
-    let progress = engine.progress();
-    let progress_key = (String::new(), i32::MIN);
-    let progress_hash = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        progress.hash(&mut h);
-        h.finish() as i64
-    };
-    let progress_moved = last.get(&progress_key) != Some(&progress_hash);
-    last.insert(progress_key, progress_hash);
-    tracing::debug!(?offsets, next = ?engine.next_offsets(), sync, "commit");
-    let mut list = TopicPartitionList::new();
-    for (i, off) in offsets.iter().enumerate() {
-        let Some(key) = keys.get(i) else { continue };
-        // Unchanged offsets are committed again when the progress moved.
-        if *off <= 0 || (last.get(key) == Some(off) && !progress_moved) {
-            continue;
-        }
-        if let Ok(()) = list.add_partition_offset(&key.0, key.1, Offset::Offset(*off))
-            && let Some(mut e) = list.find_partition(&key.0, key.1)
-        {
-            e.set_metadata(progress.as_str());
-        }
-        last.insert(key.clone(), *off);
-        if let Ok(mut s) = shared.lock() {
-            s.insert(key.clone(), (*off, progress.clone()));
-        }
-    }
-    if list.count() == 0 {
-        return;
-    }
-    let mode = if sync {
-        CommitMode::Sync
-    } else {
-        CommitMode::Async
-    };
-    if let Err(e) = consumer.commit(&list, mode) {
-        tracing::warn!(error = %e, "offset commit failed; will retry with the next cycle");
-        last.clear();
-    }
-}
-
-/// Restores the pipelines' progress from the metadata committed with the
-/// offsets of newly assigned partitions.
-/// Only before the first emission cycle: later, lowering a pipeline's
-/// progress would emit its windows twice.
-fn restore(
-    consumer: &BaseConsumer<Ctx>,
-    engine: &mut Engine,
-    partitions: &[(String, i32)],
-    restored: &mut std::collections::HashSet<(String, i32)>,
-) {
-    let mut list = TopicPartitionList::new();
-    for key in partitions {
-        if restored.insert(key.clone()) && engine.cycles == 0 {
-            list.add_partition(&key.0, key.1);
-        }
-    }
-    if list.count() == 0 {
-        return;
-    }
-    match consumer.committed_offsets(list, Duration::from_secs(10)) {
-        Ok(committed) => {
-            for e in committed.elements() {
-                tracing::debug!(topic = e.topic(), partition = e.partition(), offset = ?e.offset(), metadata = e.metadata(), "restoring progress");
-                if !e.metadata().is_empty() {
-                    engine.restore_progress(e.metadata());
+                let mut last = self.last_error.borrow_mut();
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                    tracing::warn!(error = %e, "Kafka consumer error; retrying");
+                    *last = Some(std::time::Instant::now());
                 }
+                std::thread::sleep(timeout.min(Duration::from_millis(100)));
+                None
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read committed progress; windows may be emitted twice")
+            None => None,
         }
     }
-}
 
-/// True when every assigned partition has been read to its end.
-fn caught_up(
-    consumer: &BaseConsumer<Ctx>,
-    engine: &Engine,
-    assigned: &[(String, i32)],
-    index: &HashMap<(String, i32), usize>,
-) -> bool {
-    let committed = consumer.committed(Duration::from_secs(5)).ok();
-    assigned.iter().all(|(topic, p)| {
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(5)) else {
-            return false;
-        };
-        let read = index
-            .get(&(topic.clone(), *p))
-            .and_then(|i| engine.next_offsets().get(*i).copied());
-        let from_commit = committed.as_ref().and_then(|c| {
-            match c.find_partition(topic, *p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => Some(o),
-                _ => None,
+    /// The key and headers of a message, as the dead-letter sink keeps them.
+    pub fn headers<'m>(m: &'m BorrowedMessage<'_>) -> Vec<(&'m str, &'m [u8])> {
+        m.headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key, x.value.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The group metadata for a transaction's offsets.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    /// Offsets as a list for a commit.
+    pub fn offset_list(offsets: &[(TopicPartition, i64)]) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for ((topic, p), off) in offsets {
+            if list
+                .add_partition_offset(topic, *p, Offset::Offset(*off))
+                .is_err()
+            {
+                tracing::warn!(topic, partition = p, "cannot list an offset to commit");
             }
-        });
-        let position = read.or(from_commit).unwrap_or(low);
-        position >= high
-    })
+        }
+        list
+    }
+
+    /// Commits offsets through the group (at-least-once).
+    pub fn commit(&self, offsets: &[(TopicPartition, i64)], sync: bool) -> Result<(), SourceError> {
+        let list = Self::offset_list(offsets);
+        if list.count() == 0 {
+            return Ok(());
+        }
+        let mode = if sync {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        self.consumer
+            .commit(&list, mode)
+            .map_err(SourceError::Commit)
+    }
+
+    /// Moves the read position of a partition (after a restore).
+    pub fn seek(&self, key: &TopicPartition, offset: i64) {
+        if let Err(e) = self.consumer.seek(
+            &key.0,
+            key.1,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        ) {
+            tracing::warn!(topic = %key.0, partition = key.1, error = %e, "seek failed");
+        }
+    }
+
+    /// The read position of a partition (past control records too).
+    pub fn position(&self, key: &TopicPartition) -> Option<i64> {
+        let pos = self.consumer.position().ok()?;
+        match pos.find_partition(&key.0, key.1)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The end offset of a partition (`None` when the broker does not say).
+    pub fn end_offset(&self, key: &TopicPartition) -> Option<i64> {
+        self.consumer
+            .fetch_watermarks(&key.0, key.1, Duration::from_secs(5))
+            .ok()
+            .map(|(_, high)| high)
+    }
+
+    /// The committed offset of each of `keys` (`None` when none).
+    pub fn committed(&self, keys: &[TopicPartition]) -> Vec<Option<i64>> {
+        let mut list = TopicPartitionList::new();
+        for (t, p) in keys {
+            list.add_partition(t, *p);
+        }
+        let got = self
+            .consumer
+            .committed_offsets(list, Duration::from_secs(10))
+            .ok();
+        keys.iter()
+            .map(|(t, p)| {
+                got.as_ref()
+                    .and_then(|c| c.find_partition(t, *p))
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+            })
+            .collect()
+    }
+
+    /// The number of partitions of a topic.
+    pub fn partition_count(&self, topic: &str) -> Option<usize> {
+        let md = self
+            .consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .ok()?;
+        md.topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len())
+            .filter(|n| *n > 0)
+    }
 }

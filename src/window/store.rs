@@ -11,20 +11,64 @@ pub struct RangeBatch {
     pub lo: i64,
     pub hi: i64,
     pub batch: RecordBatch,
+    /// Written to the checkpoint already, as these parts (first, count).
+    pub saved: Option<(u32, u32)>,
 }
 
 /// The closed rows of one table, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct ClosedStore {
     batches: Vec<RangeBatch>,
+    /// Saved batches dropped since the last checkpoint: range and parts.
+    forgotten: Vec<(i64, i64, u32, u32)>,
 }
 
 impl ClosedStore {
     /// Adds the rows that closed between two frontiers.
     pub fn push(&mut self, lo: i64, hi: i64, batch: RecordBatch) {
         if batch.num_rows() > 0 {
-            self.batches.push(RangeBatch { lo, hi, batch });
+            self.batches.push(RangeBatch {
+                lo,
+                hi,
+                batch,
+                saved: None,
+            });
         }
+    }
+
+    /// Adds part `part` of a batch restored from a checkpoint.
+    pub fn restore(&mut self, lo: i64, hi: i64, part: u32, batch: RecordBatch) {
+        self.batches.push(RangeBatch {
+            lo,
+            hi,
+            batch,
+            saved: Some((part, 1)),
+        });
+        self.batches.sort_by_key(|b| (b.lo, b.hi, b.saved));
+    }
+
+    /// Checkpoint: the batches not saved yet, each cut into parts of at
+    /// most `rows` rows (marked saved now); and the saved parts dropped
+    /// since the last call.
+    #[allow(clippy::type_complexity)]
+    pub fn take_changes(
+        &mut self,
+        rows: usize,
+    ) -> (Vec<(i64, i64, u32, RecordBatch)>, Vec<(i64, i64, u32, u32)>) {
+        let rows = rows.max(1);
+        let mut new = Vec::new();
+        for b in &mut self.batches {
+            if b.saved.is_none() {
+                let n = b.batch.num_rows();
+                let parts = n.div_ceil(rows).max(1);
+                for p in 0..parts {
+                    let off = p * rows;
+                    new.push((b.lo, b.hi, p as u32, b.batch.slice(off, rows.min(n - off))));
+                }
+                b.saved = Some((0, parts as u32));
+            }
+        }
+        (new, std::mem::take(&mut self.forgotten))
     }
 
     /// Rows with event time in `[lo, hi)`; batches straddling a bound are
@@ -56,7 +100,14 @@ impl ClosedStore {
 
     /// Drops batches entirely before `t`.
     pub fn forget_before(&mut self, t: i64) {
-        self.batches.retain(|b| b.hi > t);
+        let forgotten = &mut self.forgotten;
+        self.batches.retain(|b| {
+            let keep = b.hi > t;
+            if let (false, Some((first, count))) = (keep, b.saved) {
+                forgotten.push((b.lo, b.hi, first, count));
+            }
+            keep
+        });
     }
 
     pub fn rows(&self) -> usize {

@@ -1,28 +1,30 @@
 //! The event tables the SQL pipelines read (`signups`, `logins`, `deposits`,
-//! `withdrawals`, `trades`, `campaigns`): rows wait in an open buffer until
-//! the frontier passes them, then become Arrow batches.
+//! `withdrawals`, `trades`, `campaigns`): an event becomes an Arrow row when
+//! the frontier releases it, in event-time order, right after it was
+//! applied to its trader's state.
 //!
 //! Every table starts with `ts` (event time, epoch ms), `trader` (interned id,
-//! never a label), the trader's acquisition channel `acq_channel` (known by
-//! the time the row closes, so a signup arriving after its trader's first
-//! deposit still counts) and `segment` as it was when the event was applied.
-//! `deposits.first_deposit` marks the trader's earliest approved deposit,
-//! decided when the row closes: by then every earlier event has arrived or
-//! is late.
+//! never a label), the trader's acquisition channel `acq_channel` and
+//! `segment` as they were once the event was applied (events are applied in
+//! event-time order, so a signup that arrives after its trader's first
+//! deposit but happened before it still counts). `deposits.first_deposit`
+//! marks the trader's earliest approved deposit. Amounts (`amount`, `stake`,
+//! `pnl`) are exact decimals with 6 places.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt32Builder,
+    ArrayRef, BooleanBuilder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
+    UInt32Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::event::{Body, DepositStatus, Event, EventType, Interner, Sym};
-use crate::features::{Segment, TraderState, Traders};
+use crate::event::{Body, DepositStatus, Event, EventType, Interner, Money, Sym};
+use crate::features::{Segment, TraderState};
 
-/// Granularity of the offsets kept for closed rows.
-const OFFSET_BUCKET_MS: i64 = 3_600_000;
+/// Precision of amount columns: up to 10^14 with 6 decimal places.
+pub const AMOUNT_PRECISION: u8 = 20;
 
 /// The six event tables, in `EventType` order.
 pub type TableKind = EventType;
@@ -39,36 +41,15 @@ pub fn table_name(t: TableKind) -> &'static str {
     }
 }
 
-/// An event waiting for its window to close, with the segment its trader
-/// had when it was applied.
-#[derive(Debug, Clone)]
-pub struct OpenRow {
-    pub ts: i64,
-    pub trader: u32,
-    pub segment: Segment,
-    /// Source partition and offset: what may be committed is bounded by the
-    /// rows still open.
-    pub partition: u32,
-    pub offset: i64,
-    pub body: Body,
+/// The Arrow type of amounts.
+pub fn money_type() -> DataType {
+    DataType::Decimal128(AMOUNT_PRECISION, Money::DECIMALS)
 }
 
-impl OpenRow {
-    pub fn new(e: &Event, segment: Segment, partition: u32, offset: i64) -> Self {
-        Self {
-            ts: e.ts,
-            trader: e.trader,
-            segment,
-            partition,
-            offset,
-            body: e.body.clone(),
-        }
-    }
-}
-
-fn schema_of(t: TableKind) -> SchemaRef {
+/// Schema of one table.
+pub fn schema_of(t: TableKind) -> SchemaRef {
     let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    let m = |n: &str| Field::new(n, money_type(), false);
     let mut fields = vec![
         Field::new("ts", DataType::Int64, false),
         Field::new("trader", DataType::UInt32, false),
@@ -87,20 +68,20 @@ fn schema_of(t: TableKind) -> SchemaRef {
             s("platform"),
         ],
         EventType::Deposit => vec![
-            f("amount"),
+            m("amount"),
             s("currency"),
             s("method"),
             s("status"),
             Field::new("first_deposit", DataType::Boolean, false),
         ],
-        EventType::Withdrawal => vec![f("amount"), s("currency"), s("status")],
+        EventType::Withdrawal => vec![m("amount"), s("currency"), s("status")],
         EventType::Trade => vec![
             s("instrument"),
             s("side"),
-            f("stake"),
+            m("stake"),
             s("currency"),
             s("status"),
-            Field::new("pnl", DataType::Float64, true),
+            Field::new("pnl", money_type(), true),
         ],
         EventType::Campaign => vec![
             s("campaign_id"),
@@ -117,6 +98,7 @@ enum Col {
     I64(Int64Builder),
     U32(UInt32Builder),
     F64(Float64Builder),
+    Dec(Decimal128Builder),
     Bool(BooleanBuilder),
     Str(StringBuilder),
 }
@@ -127,6 +109,11 @@ impl Col {
             DataType::Int64 => Col::I64(Int64Builder::new()),
             DataType::UInt32 => Col::U32(UInt32Builder::new()),
             DataType::Float64 => Col::F64(Float64Builder::new()),
+            DataType::Decimal128(p, s) => Col::Dec(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(*p, *s)
+                    .expect("valid decimal type"),
+            ),
             DataType::Boolean => Col::Bool(BooleanBuilder::new()),
             _ => Col::Str(StringBuilder::new()),
         }
@@ -137,6 +124,7 @@ impl Col {
             Col::I64(b) => Arc::new(b.finish()),
             Col::U32(b) => Arc::new(b.finish()),
             Col::F64(b) => Arc::new(b.finish()),
+            Col::Dec(b) => Arc::new(b.finish()),
             Col::Bool(b) => Arc::new(b.finish()),
             Col::Str(b) => Arc::new(b.finish()),
         }
@@ -162,9 +150,9 @@ impl Appender<'_> {
             b.append_value(v)
         }
     }
-    fn f64(&mut self, v: Option<f64>) {
-        if let Col::F64(b) = self.next() {
-            b.append_option(v)
+    fn money(&mut self, v: Option<Money>) {
+        if let Col::Dec(b) = self.next() {
+            b.append_option(v.map(|m| i128::from(m.0)))
         }
     }
     fn bool(&mut self, v: bool) {
@@ -179,23 +167,21 @@ impl Appender<'_> {
     }
 }
 
-/// Open rows and the builders they close into.
-pub struct EventTables {
-    open: Vec<OpenRow>,
+/// Builders of the six tables: released events are appended as rows, and
+/// each release ends with one batch per table.
+pub struct TableBuilders {
     schemas: Vec<SchemaRef>,
     cols: Vec<Vec<Col>>,
-    /// Per hour of event time (index), the lowest source offset per
-    /// partition of the closed rows some pipeline may still need.
-    closed_offsets: std::collections::BTreeMap<i64, Vec<i64>>,
+    rows: usize,
 }
 
-impl Default for EventTables {
+impl Default for TableBuilders {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl EventTables {
+impl TableBuilders {
     pub fn new() -> Self {
         let schemas: Vec<SchemaRef> = EventType::ALL.iter().map(|t| schema_of(*t)).collect();
         let cols = schemas
@@ -208,10 +194,9 @@ impl EventTables {
             })
             .collect();
         Self {
-            open: Vec::new(),
             schemas,
             cols,
-            closed_offsets: std::collections::BTreeMap::new(),
+            rows: 0,
         }
     }
 
@@ -220,80 +205,15 @@ impl EventTables {
         self.schemas[t.index()].clone()
     }
 
-    /// Holds a row until its window closes.
-    #[inline]
-    pub fn push(&mut self, row: OpenRow) {
-        self.open.push(row);
+    /// Rows appended since the last [`TableBuilders::finish`].
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
-    /// Rows still open.
-    pub fn open_rows(&self) -> usize {
-        self.open.len()
-    }
-
-    /// Lowest source offset of a closed row at or after `t` (hour
-    /// granularity, rounding down) in each partition (`i64::MAX` for none).
-    pub fn min_closed_offsets(&self, partitions: usize) -> Vec<i64> {
-        let mut min = vec![i64::MAX; partitions];
-        for bucket in self.closed_offsets.values() {
-            for (m, o) in min.iter_mut().zip(bucket) {
-                *m = (*m).min(*o);
-            }
-        }
-        min
-    }
-
-    /// Forgets the offsets of closed rows before `t` (every pipeline has
-    /// read past them).
-    pub fn forget_closed_before(&mut self, t: i64) {
-        let first_kept = t.div_euclid(OFFSET_BUCKET_MS);
-        self.closed_offsets = self.closed_offsets.split_off(&first_kept);
-    }
-
-    /// Lowest offset of an open row in each partition (`i64::MAX` for none).
-    pub fn min_open_offsets(&self, partitions: usize) -> Vec<i64> {
-        let mut min = vec![i64::MAX; partitions];
-        for r in &self.open {
-            if let Some(m) = min.get_mut(r.partition as usize) {
-                *m = (*m).min(r.offset);
-            }
-        }
-        min
-    }
-
-    /// Approximate bytes held by open rows.
-    pub fn open_bytes(&self) -> usize {
-        self.open.capacity() * std::mem::size_of::<OpenRow>()
-    }
-
-    /// Converts every open row before `frontier` into Arrow, returning one
-    /// batch per table (in `EventType` order, possibly empty); later rows
-    /// stay open.
-    pub fn close_before(
-        &mut self,
-        frontier: i64,
-        symbols: &Interner,
-        traders: &Traders,
-    ) -> Vec<RecordBatch> {
-        let mut keep = Vec::with_capacity(self.open.len() / 8);
-        for row in std::mem::take(&mut self.open) {
-            if row.ts < frontier {
-                let p = row.partition as usize;
-                let bucket = self
-                    .closed_offsets
-                    .entry(row.ts.div_euclid(OFFSET_BUCKET_MS))
-                    .or_default();
-                if p >= bucket.len() {
-                    bucket.resize(p + 1, i64::MAX);
-                }
-                bucket[p] = bucket[p].min(row.offset);
-                let state = traders.get(row.trader).copied().unwrap_or_default();
-                self.append(&row, symbols, &state);
-            } else {
-                keep.push(row);
-            }
-        }
-        self.open = keep;
+    /// One batch per table (in `EventType` order, possibly empty) of the
+    /// rows appended so far.
+    pub fn finish(&mut self) -> Vec<RecordBatch> {
+        self.rows = 0;
         (0..self.schemas.len())
             .map(|i| {
                 let arrays: Vec<ArrayRef> = self.cols[i].iter_mut().map(Col::finish).collect();
@@ -303,21 +223,24 @@ impl EventTables {
             .collect()
     }
 
-    fn append(&mut self, row: &OpenRow, symbols: &Interner, state: &TraderState) {
-        let t = row.body.event_type();
+    /// Appends `e` as a row of its table; `state` is its trader's state
+    /// once `e` was applied, `segment` the trader's segment then.
+    pub fn append(&mut self, e: &Event, segment: Segment, symbols: &Interner, state: &TraderState) {
+        self.rows += 1;
+        let t = e.body.event_type();
         let name = |s: Sym| Some(symbols.name(s));
         let mut a = Appender {
             cols: self.cols[t.index()].iter_mut(),
         };
-        a.i64(row.ts);
-        a.u32(row.trader);
+        a.i64(e.ts);
+        a.u32(e.trader);
         a.str(Some(if state.channel == u32::MAX {
             "unknown"
         } else {
             symbols.name(state.channel)
         }));
-        a.str(Some(row.segment.as_str()));
-        match &row.body {
+        a.str(Some(segment.as_str()));
+        match &e.body {
             Body::Signup(x) => {
                 a.str(name(x.channel));
                 a.str(name(x.country));
@@ -329,24 +252,24 @@ impl EventTables {
                 a.str(Some(x.platform.as_str()));
             }
             Body::Deposit(x) => {
-                a.f64(Some(x.amount));
+                a.money(Some(x.amount));
                 a.str(name(x.currency));
                 a.str(name(x.method));
                 a.str(Some(x.status.as_str()));
-                a.bool(x.status == DepositStatus::Approved && state.first_deposit_ts == row.ts);
+                a.bool(x.status == DepositStatus::Approved && state.first_deposit_ts == e.ts);
             }
             Body::Withdrawal(x) => {
-                a.f64(Some(x.amount));
+                a.money(Some(x.amount));
                 a.str(name(x.currency));
                 a.str(Some(x.status.as_str()));
             }
             Body::Trade(x) => {
                 a.str(name(x.instrument));
                 a.str(Some(x.side.as_str()));
-                a.f64(Some(x.stake));
+                a.money(Some(x.stake));
                 a.str(name(x.currency));
                 a.str(Some(x.status.as_str()));
-                a.f64(x.pnl);
+                a.money(x.pnl);
             }
             Body::Campaign(x) => {
                 a.str(name(x.campaign));

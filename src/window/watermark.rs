@@ -79,12 +79,31 @@ impl Watermarks {
         };
         let parts = || self.parts.iter().flatten();
         let min_active = parts().filter(active).map(|p| p.max_ts).min();
-        // When every partition is idle, the latest of them leads.
-        // A partition assigned but silent (max_ts = MIN) holds everything back.
+        // When every partition is idle nothing new is arriving, so the
+        // slowest still holds the watermark: a quiet spell never makes the
+        // next events late. A partition assigned but silent (max_ts = MIN)
+        // holds everything back.
         min_active
-            .or_else(|| parts().map(|p| p.max_ts).max())
+            .or_else(|| parts().map(|p| p.max_ts).min())
             .filter(|t| *t != i64::MIN)
             .map(|t| t.saturating_sub(self.disorder_ms))
+    }
+
+    /// The latest event time of a partition (`None` before its first event).
+    pub fn max_of(&self, partition: usize) -> Option<i64> {
+        self.parts
+            .get(partition)?
+            .as_ref()
+            .map(|p| p.max_ts)
+            .filter(|t| *t != i64::MIN)
+    }
+
+    /// Sets a partition's latest event time (a restored checkpoint).
+    pub fn restore(&mut self, partition: usize, max_ts: i64) {
+        self.assign(partition);
+        if let Some(p) = &mut self.parts[partition] {
+            p.max_ts = p.max_ts.max(max_ts);
+        }
     }
 
     /// Latest event time seen on any partition.
@@ -117,11 +136,16 @@ mod tests {
 
     #[test]
     fn idle_partitions_stop_holding_it_back() {
-        let mut w = Watermarks::new(0, Some(Duration::from_millis(0)));
+        let mut w = Watermarks::new(0, Some(Duration::from_millis(50)));
         w.observe(0, 100);
         w.observe(1, 10);
-        // Both idle at once: the latest leads.
-        assert_eq!(w.watermark(), Some(100));
+        assert_eq!(w.watermark(), Some(10));
+        std::thread::sleep(Duration::from_millis(60));
+        // Both idle at once: nothing new arrives, the slowest still holds it.
+        assert_eq!(w.watermark(), Some(10));
+        // Partition 0 goes on, 1 stays silent: 1 no longer holds it back.
+        w.observe(0, 120);
+        assert_eq!(w.watermark(), Some(120));
     }
 
     #[test]

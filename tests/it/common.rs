@@ -24,12 +24,32 @@ pub fn pulse_ok(args: &[&str]) -> Output {
     out
 }
 
-/// A scratch directory removed at the end of the test.
-pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("pulse-it-")
-        .tempdir()
-        .expect("temp dir")
+/// A scratch directory, removed when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A scratch directory removed at the end of the test. (No tempfile
+/// crate: a dev-dependency would change the features of shared crates and
+/// make `cargo test` rebuild what `cargo build` built.)
+pub fn scratch() -> Scratch {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pulse-it-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    Scratch(dir)
 }
 
 /// A simulated events file (cached per settings within one test run).

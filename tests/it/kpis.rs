@@ -85,11 +85,11 @@ fn sixty_days_with_disorder_match_a_plain_recount() {
                 );
                 let entry = deposits.entry(k).or_default();
                 entry.0 += 1;
-                entry.1 += cents(x.amount);
+                entry.1 += cents(x.amount.as_f64());
                 if x.status == DepositStatus::Approved {
-                    let f = first.entry(e.trader).or_insert((e.ts, x.amount));
+                    let f = first.entry(e.trader).or_insert((e.ts, x.amount.as_f64()));
                     if e.ts < f.0 {
-                        *f = (e.ts, x.amount);
+                        *f = (e.ts, x.amount.as_f64());
                     }
                 }
             }

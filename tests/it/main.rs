@@ -5,6 +5,7 @@ mod alerts;
 mod common;
 mod dashboards;
 mod demo;
+mod durable;
 mod kafka;
 mod kpis;
 mod model;

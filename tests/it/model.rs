@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use veloc_pulse::engine::{Engine, EngineConfig};
 use veloc_pulse::features::FeatureSpace;
 use veloc_pulse::model::{History, Model, Population, snapshots};
-use veloc_pulse::pipeline::{Ingest, Outcome};
 
 use crate::common::{pulse, pulse_ok, scratch, simulated};
 
@@ -316,19 +316,17 @@ fn offline_snapshots_and_the_live_state_give_the_same_vectors() {
         "--out",
         path.to_str().unwrap(),
     ]);
-    // Online: the ingest stage of the live engine, message by message.
-    let mut live = Ingest::default();
+    // Online: the live engine, message by message, released to the end.
+    let mut live = Engine::with_pipelines(EngineConfig::default(), Vec::new()).unwrap();
     let text = std::fs::read(&path).unwrap();
-    let mut last = i64::MIN;
-    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        if let Outcome::Valid(e) = live.ingest(line, i64::MAX / 2) {
-            assert!(
-                e.ts >= last,
-                "the file must be in event-time order for this test"
-            );
-            last = e.ts;
-        }
+    for (i, line) in text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        live.process(line, 0, i as i64, i64::MAX / 2, None);
     }
+    live.finish();
     // Offline: the training snapshot at the same time.
     let history = History::load(&path).unwrap();
     let channels = history.channels(12);
@@ -341,7 +339,7 @@ fn offline_snapshots_and_the_live_state_give_the_same_vectors() {
     assert!(snap.len() > 1000);
 
     let mut live_space = FeatureSpace::new(channels);
-    live_space.resolve(&mut live.decoder.symbols);
+    live_space.resolve(&mut live.ingest.decoder.symbols);
     let mut v = Vec::new();
     for (i, &t) in snap.traders.iter().enumerate() {
         // Same interning order, so the same dense ids.

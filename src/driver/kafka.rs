@@ -1,0 +1,721 @@
+//! The driver's side of Kafka: the changelog topic that holds each shard's
+//! state, restores when partitions are assigned, and commits.
+//!
+//! Exactly-once: one transaction per commit cycle holds every output sent
+//! since the previous one (KPI rows, alerts, dead letters, late events),
+//! the changelog records of what changed, and the consumer offsets with the
+//! group metadata (so a zombie instance is fenced). A revoked partition is
+//! committed inside the revocation callback, before it leaves. A commit
+//! that must be aborted rewinds the state to the last committed one.
+//!
+//! At-least-once: outputs are sent as produced, the changelog written and
+//! flushed, then offsets committed through the group; state restores to
+//! the offsets its checkpoint names, so only outputs may repeat.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::core::Core;
+use crate::sink::{KafkaSink, SinkError, client_config};
+use crate::source::{Change, KafkaSource, TopicPartition};
+use crate::state::{Global, InputMeta, Record, RestoreError, checkpoint_shards, restore_shard};
+
+/// Failures of the Kafka side that stop the service.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    #[error("cannot read the changelog {topic} partition {partition}: {message}")]
+    Changelog {
+        topic: String,
+        partition: i32,
+        message: String,
+    },
+    #[error("cannot create the changelog topic {topic}: {message}")]
+    CreateTopic { topic: String, message: String },
+    #[error(
+        "input partition {partition} of {topic} is beyond the {max} partitions one instance can hold"
+    )]
+    TooManyPartitions {
+        topic: String,
+        partition: i32,
+        max: u32,
+    },
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+}
+
+/// The delivery guarantee of `pulse run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    ExactlyOnce,
+    AtLeastOnce,
+}
+
+/// Where state lives and how commits go.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    pub brokers: String,
+    pub properties: BTreeMap<String, String>,
+    /// The compacted changelog topic (`<group>.state`).
+    pub topic: String,
+    /// Replication factor when the topic is created.
+    pub replication: i32,
+    pub delivery: Delivery,
+    /// Wall-clock time between commits.
+    pub commit_every: Duration,
+    /// How long a commit step may wait for the broker.
+    pub timeout: Duration,
+}
+
+/// Kafka state of the core: shared with the revocation callback.
+pub struct KafkaDurability {
+    pub settings: StateSettings,
+    /// The producer of every output (transactional under exactly-once).
+    pub producer: KafkaSink,
+    /// Topic-partition of each engine input.
+    pub names: Vec<Option<TopicPartition>>,
+    /// Shards whose state this instance holds.
+    owned: BTreeSet<u32>,
+    /// Shards revoked and committed, kept until the next assignment says
+    /// whether they stay; with where their inputs stood.
+    parked: BTreeSet<u32>,
+    parked_inputs: BTreeMap<usize, (i64, Option<i64>)>,
+    /// A commit failed and was aborted: restore every shard.
+    rewind: bool,
+    /// Restoring: not ready.
+    pub restoring: bool,
+    last_commit: Instant,
+    /// Figures of the last restore and commit, for metrics and the report.
+    pub restore_seconds: f64,
+    pub restored_bytes: u64,
+    pub checkpoint_bytes: u64,
+    pub commits: u64,
+    pub longest_commit: Duration,
+    pub corrupt_records: u64,
+    /// The final commit was made: nothing more to commit.
+    closed: bool,
+    /// Messages sent and offsets at the last commit (to skip empty ones).
+    sent_at_commit: u64,
+    offsets_at_commit: Vec<(TopicPartition, i64)>,
+}
+
+impl KafkaDurability {
+    /// Sets up the producer (and, under exactly-once, registers its
+    /// transactional id, fencing an older instance with the same id) and
+    /// creates the changelog topic when missing.
+    pub fn new(
+        settings: StateSettings,
+        producer: KafkaSink,
+        partitions: usize,
+    ) -> Result<Self, KafkaError> {
+        create_changelog(&settings, partitions)?;
+        if settings.delivery == Delivery::ExactlyOnce {
+            producer.init_transactions(settings.timeout)?;
+            producer.begin()?;
+        }
+        Ok(Self {
+            settings,
+            producer,
+            names: Vec::new(),
+            owned: BTreeSet::new(),
+            parked: BTreeSet::new(),
+            parked_inputs: BTreeMap::new(),
+            rewind: false,
+            restoring: false,
+            last_commit: Instant::now(),
+            restore_seconds: 0.0,
+            restored_bytes: 0,
+            checkpoint_bytes: 0,
+            commits: 0,
+            longest_commit: Duration::ZERO,
+            corrupt_records: 0,
+            closed: false,
+            sent_at_commit: 0,
+            offsets_at_commit: Vec::new(),
+        })
+    }
+
+    fn name(&self, input: usize) -> (String, i32) {
+        self.names.get(input).cloned().flatten().unwrap_or_default()
+    }
+}
+
+fn lock(core: &Mutex<Core>) -> std::sync::MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Creates the compacted changelog topic unless it exists.
+fn create_changelog(s: &StateSettings, partitions: usize) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(&s.brokers, &s.properties)
+        .create()
+        .map_err(|e| KafkaError::CreateTopic {
+            topic: s.topic.clone(),
+            message: e.to_string(),
+        })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| KafkaError::CreateTopic {
+            topic: s.topic.clone(),
+            message: e.to_string(),
+        })?;
+    let max_bytes = crate::sink::MAX_MESSAGE_BYTES.to_string();
+    let topic = NewTopic::new(
+        &s.topic,
+        partitions.max(1) as i32,
+        TopicReplication::Fixed(s.replication),
+    )
+    .set("cleanup.policy", "compact")
+    .set("max.message.bytes", &max_bytes)
+    .set("min.compaction.lag.ms", "0")
+    .set("segment.ms", "600000")
+    .set("max.compaction.lag.ms", "3600000");
+    let opts = AdminOptions::new().operation_timeout(Some(s.timeout));
+    let result = rt
+        .block_on(admin.create_topics([&topic], &opts))
+        .map_err(|e| KafkaError::CreateTopic {
+            topic: s.topic.clone(),
+            message: e.to_string(),
+        })?;
+    for r in result {
+        match r {
+            Ok(_) => tracing::info!(topic = %s.topic, partitions, "changelog topic created"),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(KafkaError::CreateTopic {
+                    topic: s.topic.clone(),
+                    message: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads partitions of the changelog to their ends (committed records
+/// only), all at once: the latest value of every key, per partition.
+fn read_changelog(
+    s: &StateSettings,
+    partitions: &[u32],
+) -> Result<BTreeMap<u32, Vec<Record>>, KafkaError> {
+    let mut out: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+    if partitions.is_empty() {
+        return Ok(out);
+    }
+    let err = |partition: u32, message: String| KafkaError::Changelog {
+        topic: s.topic.clone(),
+        partition: partition as i32,
+        message,
+    };
+    let first = partitions[0];
+    let mut cc = client_config(&s.brokers, &s.properties);
+    cc.set("group.id", format!("{}.restore", s.topic))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.bytes", "104857600")
+        .set("max.partition.fetch.bytes", "16777216");
+    let consumer: BaseConsumer = cc.create().map_err(|e| err(first, e.to_string()))?;
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition_offset(&s.topic, p as i32, Offset::Beginning)
+            .map_err(|e| err(p, e.to_string()))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| err(first, e.to_string()))?;
+    let mut latest: BTreeMap<(u32, Vec<u8>), (Vec<u8>, i64)> = BTreeMap::new();
+    let mut open: BTreeSet<u32> = partitions.iter().copied().collect();
+    let deadline = Instant::now() + s.timeout.max(Duration::from_secs(60));
+    while !open.is_empty() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let key = (m.partition() as u32, m.key().unwrap_or_default().to_vec());
+                match m.payload() {
+                    Some(v) => {
+                        latest.insert(key, (v.to_vec(), m.offset()));
+                    }
+                    None => {
+                        latest.remove(&key);
+                    }
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&(p as u32));
+            }
+            Some(Err(e)) => {
+                if Instant::now() > deadline {
+                    return Err(err(first, e.to_string()));
+                }
+                tracing::warn!(error = %e, "changelog read error; retrying");
+            }
+            None => {
+                if Instant::now() > deadline {
+                    return Err(err(
+                        open.first().copied().unwrap_or(first),
+                        "no end of partition in time".into(),
+                    ));
+                }
+            }
+        }
+    }
+    for ((p, key), (value, offset)) in latest {
+        out.entry(p).or_default().push(Record {
+            key,
+            value,
+            offset: Some(offset),
+        });
+    }
+    Ok(out)
+}
+
+/// Applies assignment changes: revoked partitions leave (their shards are
+/// parked: committed and still in memory), assigned ones join, restored
+/// from the changelog unless this instance holds their state already.
+pub fn sync(k: &KafkaSource, core: &Arc<Mutex<Core>>) -> Result<(), KafkaError> {
+    let changes = k.take_changes();
+    let rewind = lock(core).kafka.as_ref().is_some_and(|d| d.rewind);
+    if changes.is_empty() && !rewind {
+        return Ok(());
+    }
+    let mut g = lock(core);
+    let core = &mut *g;
+    let Some(d) = core.kafka.as_mut() else {
+        return Ok(());
+    };
+    if std::mem::take(&mut d.rewind) {
+        // Everything since the last commit was aborted: start again from
+        // the committed state of every shard held.
+        let owned: Vec<u32> = d.owned.iter().copied().collect();
+        d.owned.clear();
+        d.parked.clear();
+        let assigned: Vec<TopicPartition> = d.names.iter().flatten().cloned().collect();
+        for s in owned {
+            core.engine.drop_shard(s);
+        }
+        for (i, n) in d.names.iter_mut().enumerate() {
+            if n.take().is_some() {
+                core.engine.close_input(i);
+            }
+        }
+        assign(k, core, &assigned, true)?;
+    }
+    for change in changes {
+        match change {
+            Change::Revoked(ps) => {
+                let d = core.kafka.as_mut().expect("kafka durability");
+                for (topic, p) in &ps {
+                    let input = k.input(topic, *p);
+                    if let Some(Some(x)) = core.engine.inputs.get(input) {
+                        let max = core.engine.watermarks.max_of(input);
+                        d.parked_inputs.insert(input, (x.next_offset, max));
+                    }
+                    core.engine.close_input(input);
+                    if let Some(n) = d.names.get_mut(input) {
+                        *n = None;
+                    }
+                    d.parked.insert(*p as u32);
+                }
+            }
+            Change::Assigned(ps) => assign(k, core, &ps, false)?,
+        }
+    }
+    Ok(())
+}
+
+/// Takes in newly assigned partitions; with `rewind`, partitions held
+/// already are read again from their committed offsets.
+fn assign(
+    k: &KafkaSource,
+    core: &mut Core,
+    ps: &[TopicPartition],
+    rewind: bool,
+) -> Result<(), KafkaError> {
+    let started = Instant::now();
+    let Some(d) = core.kafka.as_mut() else {
+        return Ok(());
+    };
+    let wanted: BTreeSet<u32> = ps.iter().map(|(_, p)| *p as u32).collect();
+    if let Some((topic, p)) = ps
+        .iter()
+        .find(|(_, p)| *p < 0 || *p as u32 >= crate::event::MAX_SHARDS)
+    {
+        return Err(KafkaError::TooManyPartitions {
+            topic: topic.clone(),
+            partition: *p,
+            max: crate::event::MAX_SHARDS,
+        });
+    }
+    // Parked shards not assigned again now belong to another instance.
+    let leaving: Vec<u32> = d.parked.difference(&wanted).copied().collect();
+    let parked = std::mem::take(&mut d.parked);
+    let parked_inputs = std::mem::take(&mut d.parked_inputs);
+    let exactly_once = d.settings.delivery == Delivery::ExactlyOnce;
+    let settings = d.settings.clone();
+    for s in leaving {
+        core.engine.drop_shard(s);
+        if let Some(d) = core.kafka.as_mut() {
+            d.owned.remove(&s);
+        }
+    }
+    let mut metas: BTreeMap<u32, Vec<InputMeta>> = BTreeMap::new();
+    let to_restore: Vec<u32> = wanted
+        .iter()
+        .copied()
+        .filter(|&s| {
+            let held = core.kafka.as_ref().is_some_and(|d| d.owned.contains(&s));
+            !(held
+                && (parked.contains(&s)
+                    || core
+                        .engine
+                        .shards
+                        .get(s as usize)
+                        .is_some_and(Option::is_some)))
+        })
+        .collect();
+    if !to_restore.is_empty() {
+        if let Some(d) = core.kafka.as_mut() {
+            d.restoring = true;
+        }
+        core.publish(false);
+    }
+    let mut records = read_changelog(&settings, &to_restore)?;
+    for s in to_restore {
+        let records = records.remove(&s).unwrap_or_default();
+        let restored = restore_shard(&mut core.engine, s, records)?;
+        for c in &restored.corrupt {
+            tracing::error!(
+                topic = %settings.topic,
+                partition = c.shard,
+                offset = ?c.offset,
+                key = %c.key,
+                error = %c.error,
+                "corrupted changelog record skipped"
+            );
+        }
+        if let Some(gl) = restored.global {
+            merge_global(core, gl, rewind);
+        }
+        tracing::info!(
+            shard = s,
+            traders = restored.traders,
+            bytes = restored.bytes,
+            released = ?restored.released,
+            "shard restored"
+        );
+        if let Some(d) = core.kafka.as_mut() {
+            d.owned.insert(s);
+            d.restored_bytes += restored.bytes as u64;
+            d.corrupt_records += restored.corrupt.len() as u64;
+        }
+        metas.insert(s, restored.inputs);
+    }
+    for (topic, p) in ps {
+        let input = k.input(topic, *p);
+        let shard = *p as u32;
+        let d = core.kafka.as_mut().expect("kafka durability");
+        if input >= d.names.len() {
+            d.names.resize(input + 1, None);
+        }
+        d.names[input] = Some((topic.clone(), *p));
+        let meta = metas
+            .get(&shard)
+            .and_then(|m| m.iter().find(|x| &x.topic == topic && x.partition == *p))
+            .map(|m| (m.next_offset, m.max_ts));
+        // Where the input stands: as it was parked, else as restored.
+        let kept = parked_inputs
+            .get(&input)
+            .copied()
+            .filter(|_| !metas.contains_key(&shard));
+        // Neither: a partition new to the state; it starts where the group
+        // committed (or at the beginning).
+        let (next, max_ts) = match kept.or(meta) {
+            Some(x) => x,
+            None => (k.committed(&[(topic.clone(), *p)])[0].unwrap_or(0), None),
+        };
+        core.engine.open_input(input, shard, next);
+        if let Some(ts) = max_ts {
+            core.engine.watermarks.restore(input, ts);
+        }
+        // Under exactly-once the committed offsets are the checkpoint's
+        // (one transaction); at-least-once state may be ahead of them.
+        if meta.is_some() && (rewind || !exactly_once) {
+            k.seek(&(topic.clone(), *p), next);
+        }
+    }
+    if let Some(d) = core.kafka.as_mut() {
+        d.restoring = false;
+        d.restore_seconds = started.elapsed().as_secs_f64();
+    }
+    if let Some(m) = &core.sinks.metrics
+        && let Ok(m) = m.lock()
+    {
+        let d = core.kafka.as_ref().expect("kafka durability");
+        m.state_restored(d.restore_seconds, d.restored_bytes);
+    }
+    Ok(())
+}
+
+/// Adds another instance's (or our own earlier) instance-wide state; with
+/// `replace` (a rewind after an aborted commit) it takes its place.
+fn merge_global(core: &mut Core, g: Global, replace: bool) {
+    let e = &mut core.engine;
+    if replace {
+        e.ingest.stats = Default::default();
+        e.risk.kpi_sent = crate::alert::SentIds::new(e.risk.dedup_capacity);
+    }
+    let s = &mut e.ingest.stats;
+    s.read += g.stats.read;
+    for (a, b) in s.valid.iter_mut().zip(g.stats.valid) {
+        *a += b;
+    }
+    for (a, b) in s.invalid.iter_mut().zip(g.stats.invalid) {
+        *a += b;
+    }
+    for (a, b) in s.duplicate.iter_mut().zip(g.stats.duplicate) {
+        *a += b;
+    }
+    for (a, b) in s.late.iter_mut().zip(g.stats.late) {
+        *a += b;
+    }
+    e.risk.kpi.restore(g.kpi_drop);
+    let mut blocks = e.risk.kpi_sent.take_changes().0;
+    blocks.extend(g.kpi_sent);
+    for (i, b) in blocks.iter_mut().enumerate() {
+        b.no = i as u64;
+    }
+    e.risk.kpi_sent = crate::alert::SentIds::restore(e.risk.dedup_capacity, blocks);
+    // The KPI metrics on /metrics still hold what a rewind takes back:
+    // they are not restored twice.
+    if !replace
+        && let Some(m) = &core.sinks.metrics
+        && let Ok(mut m) = m.lock()
+    {
+        m.restore_kpis(&g.metrics);
+    }
+}
+
+/// The instance-wide state for a checkpoint.
+fn global(core: &mut Core) -> Global {
+    let e = &mut core.engine;
+    Global {
+        stats: e.ingest.stats.clone(),
+        kpi_drop: e.risk.kpi.state(),
+        kpi_sent: e.risk.kpi_sent.all_blocks(),
+        metrics: core
+            .sinks
+            .metrics
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|m| m.kpi_samples()))
+            .unwrap_or_default(),
+    }
+}
+
+/// Commits when a commit interval has passed.
+pub fn maybe_commit(k: &KafkaSource, core: &mut Core) -> Result<(), KafkaError> {
+    let due = core
+        .kafka
+        .as_ref()
+        .is_some_and(|d| d.last_commit.elapsed() >= d.settings.commit_every);
+    if due { commit(k, core, false) } else { Ok(()) }
+}
+
+/// Commits now: the checkpoint, the outputs and the offsets.
+pub fn commit(k: &KafkaSource, core: &mut Core, last: bool) -> Result<(), KafkaError> {
+    commit_with(core, k.group_metadata().as_ref(), Some(k), last)
+}
+
+/// The commit itself; `k` is absent inside the revocation callback.
+pub fn commit_with(
+    core: &mut Core,
+    group: Option<&ConsumerGroupMetadata>,
+    k: Option<&KafkaSource>,
+    last: bool,
+) -> Result<(), KafkaError> {
+    if core.kafka.as_ref().is_none_or(|d| d.restoring || d.closed) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    core.engine.settle();
+    core.deliver();
+    let gl = global(core);
+    let Some(d) = core.kafka.as_ref() else {
+        return Ok(());
+    };
+    let names: Vec<Option<TopicPartition>> = d.names.clone();
+    // The shards of the partitions held now (a revoked one was committed
+    // when it left; it is not saved again while parked).
+    let mut shards: Vec<u32> = names.iter().flatten().map(|(_, p)| *p as u32).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let deltas = checkpoint_shards(
+        &mut core.engine,
+        &shards,
+        &|i| names.get(i).cloned().flatten().unwrap_or_default(),
+        gl,
+    );
+    let d = core.kafka.as_mut().expect("kafka durability");
+    let mut bytes = 0u64;
+    for delta in &deltas {
+        bytes += delta.bytes() as u64;
+        for (key, value) in &delta.records {
+            // A changelog record that does not go out would lose state:
+            // the commit fails rather than go on without it.
+            d.producer.send_to(
+                "state",
+                &d.settings.topic,
+                Some(delta.shard as i32),
+                key,
+                value.as_deref(),
+                &[],
+            )?;
+        }
+    }
+    let offsets: Vec<(TopicPartition, i64)> = core
+        .engine
+        .inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, inp)| Some((d.name(i), inp.as_ref()?.next_offset)))
+        .filter(|((t, _), _)| !t.is_empty())
+        .collect();
+    // Nothing new since the last commit (an idle stream): no transaction.
+    let sent = d.producer.sent();
+    if !last && bytes == 0 && sent == d.sent_at_commit && offsets == d.offsets_at_commit {
+        d.last_commit = Instant::now();
+        return Ok(());
+    }
+    let result = match d.settings.delivery {
+        Delivery::ExactlyOnce => commit_transaction(d, &offsets, group, last),
+        Delivery::AtLeastOnce => {
+            let r = d
+                .producer
+                .flush(d.settings.timeout)
+                .map_err(KafkaError::from);
+            match (r, k) {
+                (Ok(()), Some(k)) => k.commit(&offsets, last).map_err(KafkaError::from),
+                (r, _) => r,
+            }
+        }
+    };
+    let d = core.kafka.as_mut().expect("kafka durability");
+    match result {
+        Ok(()) => {
+            d.closed = last;
+            d.sent_at_commit = d.producer.sent();
+            d.offsets_at_commit = offsets;
+            d.commits += 1;
+            d.checkpoint_bytes += bytes;
+            d.longest_commit = d.longest_commit.max(started.elapsed());
+            d.last_commit = Instant::now();
+            if let Some(m) = &core.sinks.metrics
+                && let Ok(m) = m.lock()
+            {
+                m.state_committed(bytes, started.elapsed().as_secs_f64());
+            }
+            Ok(())
+        }
+        Err(KafkaError::Sink(e)) if e.requires_abort() => {
+            tracing::warn!(error = %e, "commit aborted; the state rewinds to the last commit");
+            d.producer.abort(d.settings.timeout)?;
+            d.producer.begin()?;
+            d.rewind = true;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn commit_transaction(
+    d: &mut KafkaDurability,
+    offsets: &[(TopicPartition, i64)],
+    group: Option<&ConsumerGroupMetadata>,
+    last: bool,
+) -> Result<(), KafkaError> {
+    let list = KafkaSource::offset_list(offsets);
+    let timeout = d.settings.timeout;
+    if let Some(group) = group
+        && list.count() > 0
+    {
+        retry(|| d.producer.send_offsets(&list, group, timeout))?;
+    }
+    retry(|| d.producer.commit(timeout))?;
+    if !last {
+        d.producer.begin()?;
+    }
+    Ok(())
+}
+
+/// Retries a transaction step while the broker is away.
+fn retry(mut step: impl FnMut() -> Result<(), SinkError>) -> Result<(), SinkError> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match step() {
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(error = %e, "transaction step failed; retrying");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Installs the revocation hook: partitions leaving are committed first.
+pub fn install_hook(k: &KafkaSource, core: &Arc<Mutex<Core>>) {
+    let core = core.clone();
+    k.on_revoke(Box::new(move |revoked, group| {
+        let mut g = lock(&core);
+        tracing::info!(?revoked, "partitions revoked; committing them");
+        if let Err(e) = commit_with(&mut g, group.as_ref(), None, false) {
+            tracing::error!(error = %e, "commit on revocation failed; the state rewinds");
+            if let Some(d) = g.kafka.as_mut() {
+                d.rewind = true;
+            }
+        }
+    }));
+}
+
+/// True when every assigned partition has been read to its end.
+pub fn caught_up(k: &KafkaSource, core: &Core) -> bool {
+    let Some(d) = core.kafka.as_ref() else {
+        return false;
+    };
+    let assigned: Vec<(usize, TopicPartition)> = d
+        .names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((i, n.clone()?)))
+        .collect();
+    if assigned.is_empty() || d.restoring {
+        return false;
+    }
+    assigned.iter().all(|(i, key)| {
+        let read = core
+            .engine
+            .inputs
+            .get(*i)
+            .and_then(|x| x.as_ref())
+            .map(|x| x.next_offset);
+        let position = k.position(key).or(read).unwrap_or(0);
+        k.end_offset(key).is_some_and(|end| position >= end)
+    })
+}
+
+/// Ready: holding partitions, not restoring.
+pub fn ready(core: &Core) -> bool {
+    core.kafka
+        .as_ref()
+        .is_some_and(|d| !d.restoring && d.names.iter().any(Option::is_some))
+}

@@ -1,0 +1,26 @@
+//! What the engine produced since its outputs were last taken: KPI rows
+//! per pipeline and alerts, for the driver to send to its sinks.
+
+use crate::alert::Alert;
+use crate::pipeline::KpiRow;
+
+/// Outputs waiting for the sinks.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// Rows per pipeline index, in emission order.
+    pub kpis: Vec<(usize, Vec<KpiRow>)>,
+    pub alerts: Vec<Alert>,
+    /// The closed frontier of the latest pipeline run.
+    pub frontier: Option<i64>,
+}
+
+impl Emitted {
+    pub fn is_empty(&self) -> bool {
+        self.kpis.is_empty() && self.alerts.is_empty()
+    }
+
+    /// KPI rows held.
+    pub fn rows(&self) -> usize {
+        self.kpis.iter().map(|(_, r)| r.len()).sum()
+    }
+}

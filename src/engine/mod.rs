@@ -1,0 +1,443 @@
+//! The engine every command runs: decode and validate, de-duplicate,
+//! hold events until the event-time frontier passes them, then apply them
+//! in event-time order to trader state, the alert rules and the window
+//! tables, and run the SQL pipelines over what closed.
+//!
+//! Time comes from the events alone. Each input (a file, a Kafka
+//! partition) has a watermark; the frontier (the slowest watermark minus
+//! the grace period) releases events. Per shard (input partition: a trader
+//! lives in one), every tick of the alert rules and every snapshot of
+//! trader state fires when the released events pass its boundary, seeing
+//! exactly the events before it. So outputs depend on which events were
+//! read, never on how fast or in what interleaving.
+
+mod emitted;
+mod kpis;
+mod shard;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use emitted::Emitted;
+pub use kpis::{Kpis, PipelineState, Progress, Slice, ceil_to};
+pub use shard::Shard;
+
+use crate::alert::{Ctx, Risk};
+use crate::event::{Event, EventType, Interner, Invalid, ShardedNames};
+use crate::features::{Segment, Traders};
+use crate::metrics::Metrics;
+use crate::pipeline::{Ingest, IngestConfig, Planned, check_pipelines, runtime};
+use crate::window::{TableBuilders, Watermarks, WindowConfig, floor_to};
+
+pub use crate::pipeline::EngineError;
+
+/// Settings of the engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub ingest: IngestConfig,
+    pub windows: WindowConfig,
+    /// Live mode: idle inputs leave the watermark after a timeout, and the
+    /// pipelines run as soon as windows close.
+    pub live: bool,
+}
+
+/// What became of one message.
+#[derive(Debug)]
+pub enum Processed {
+    /// A new event, waiting for the frontier.
+    Valid,
+    /// A new event behind the frontier: counted and applied to trader state,
+    /// but its window already closed.
+    Late {
+        ts: i64,
+        frontier: i64,
+    },
+    Invalid(Invalid),
+    Duplicate,
+}
+
+/// One input: a file, or a Kafka topic-partition.
+#[derive(Debug, Clone, Copy)]
+pub struct InputState {
+    /// The shard its traders belong to.
+    pub shard: u32,
+    /// The offset after the last message processed.
+    pub next_offset: i64,
+}
+
+/// Ingest, release, trader state, risk, pipelines.
+pub struct Engine {
+    pub ingest: Ingest,
+    pub config: WindowConfig,
+    live: bool,
+    pub watermarks: Watermarks,
+    /// Per input index.
+    pub inputs: Vec<Option<InputState>>,
+    /// Per shard.
+    pub shards: Vec<Option<Shard>>,
+    pub traders: Traders,
+    pub risk: Risk,
+    pub kpis: Kpis,
+    tables: TableBuilders,
+    /// What was produced since the last [`Engine::take_emitted`].
+    pub out: Emitted,
+    /// Earliest event time of a valid event.
+    min_event_ts: i64,
+    /// Replay: the frontier of the last pipeline run.
+    last_run: Option<i64>,
+    /// Pipeline runs so far.
+    pub cycles: u64,
+    metrics: Option<Arc<Mutex<Metrics>>>,
+}
+
+impl Engine {
+    /// An engine over the pipelines of `dir` (built-in when `None`).
+    pub fn new(config: EngineConfig, dir: Option<&Path>) -> Result<Self, EngineError> {
+        let planned = check_pipelines(dir)?;
+        Self::with_pipelines(config, planned)
+    }
+
+    pub fn with_pipelines(
+        config: EngineConfig,
+        planned: Vec<Planned>,
+    ) -> Result<Self, EngineError> {
+        let idle = config.live.then(|| {
+            std::time::Duration::from_millis(config.windows.idle_timeout_ms.max(0) as u64)
+        });
+        Ok(Self {
+            ingest: Ingest::new(config.ingest),
+            watermarks: Watermarks::new(config.windows.disorder_ms, idle),
+            config: config.windows,
+            live: config.live,
+            inputs: Vec::new(),
+            shards: Vec::new(),
+            traders: Traders::default(),
+            risk: Risk::default(),
+            kpis: Kpis::new(planned, runtime()?),
+            tables: TableBuilders::new(),
+            out: Emitted::default(),
+            min_event_ts: i64::MAX,
+            last_run: None,
+            cycles: 0,
+            metrics: None,
+        })
+    }
+
+    /// Registers the KPI metrics of every pipeline and keeps the handle.
+    pub fn attach_metrics(&mut self, metrics: Arc<Mutex<Metrics>>) {
+        if let Ok(mut m) = metrics.lock() {
+            for s in &self.kpis.pipelines {
+                m.register_pipeline(&s.p);
+            }
+            self.risk.metrics = Some(m.risk.clone());
+        }
+        self.kpis.metrics = Some(metrics.clone());
+        self.metrics = Some(metrics);
+    }
+
+    /// Names of the planned pipelines.
+    pub fn pipeline_names(&self) -> Vec<String> {
+        self.kpis.names()
+    }
+
+    /// The planned pipeline `i`.
+    pub fn planned(&self, i: usize) -> &Planned {
+        &self.kpis.pipelines[i].p
+    }
+
+    /// The shard of `shard`, created when missing.
+    pub fn shard_mut(&mut self, shard: u32) -> &mut Shard {
+        let s = shard as usize;
+        if s >= self.shards.len() {
+            self.shards.resize_with(s + 1, || None);
+        }
+        let (window, max) = (
+            self.ingest.config.dedup_window_ms,
+            self.ingest.config.dedup_max_ids,
+        );
+        self.kpis.ensure_shard(shard);
+        self.shards[s].get_or_insert_with(|| Shard::new(window, max))
+    }
+
+    /// Input `index` feeds `shard`; until it delivers, it holds the
+    /// watermark back (in live mode, until the idle timeout).
+    pub fn open_input(&mut self, index: usize, shard: u32, next_offset: i64) {
+        if index >= self.inputs.len() {
+            self.inputs.resize(index + 1, None);
+        }
+        self.inputs[index] = Some(InputState { shard, next_offset });
+        self.watermarks.assign(index);
+        self.shard_mut(shard);
+    }
+
+    /// Input `index` left: it no longer holds the watermark back.
+    pub fn close_input(&mut self, index: usize) {
+        if let Some(i) = self.inputs.get_mut(index) {
+            *i = None;
+        }
+        self.watermarks.remove(index);
+    }
+
+    /// Drops every piece of state of `shard` (its partition left).
+    pub fn drop_shard(&mut self, shard: u32) {
+        if let Some(s) = self.shards.get_mut(shard as usize) {
+            *s = None;
+        }
+        self.traders.rows.clear_shard(shard);
+        self.risk.clear_shard(shard);
+        self.kpis.clear_shard(shard);
+        self.ingest
+            .decoder
+            .traders
+            .set_shard(shard, Interner::new());
+    }
+
+    /// The closed frontier: every shard has released the events before it.
+    pub fn frontier(&self) -> Option<i64> {
+        self.shards
+            .iter()
+            .flatten()
+            .filter_map(|s| s.released)
+            .min()
+    }
+
+    /// Earliest and latest event time seen (valid events).
+    pub fn event_time_span(&self) -> Option<(i64, i64)> {
+        let hi = self.watermarks.max_event_time()?;
+        (self.min_event_ts <= hi).then_some((self.min_event_ts, hi))
+    }
+
+    /// The overall watermark.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermarks.watermark()
+    }
+
+    /// Events read but not yet released.
+    pub fn pending(&self) -> usize {
+        self.shards.iter().flatten().map(|s| s.pending.len()).sum()
+    }
+
+    /// Processes the message at `offset` of input `input`; `fallback_type`
+    /// is the event type when the message has none (a topic per type).
+    pub fn process(
+        &mut self,
+        bytes: &[u8],
+        input: usize,
+        offset: i64,
+        now_ms: i64,
+        fallback_type: Option<EventType>,
+    ) -> Processed {
+        if self.inputs.get(input).is_none_or(Option::is_none) {
+            self.open_input(input, 0, offset);
+        }
+        let Some(inp) = self.inputs[input].as_mut() else {
+            unreachable!("opened above")
+        };
+        inp.next_offset = offset + 1;
+        let shard = inp.shard;
+        let event = match self.ingest.decode(bytes, now_ms, fallback_type, shard) {
+            Ok(e) => e,
+            Err(i) => return Processed::Invalid(i),
+        };
+        let t = event.event_type().index();
+        if self
+            .shard_mut(shard)
+            .dedup
+            .is_duplicate(event.id_hash, event.ts)
+        {
+            self.ingest.stats.duplicate[t] += 1;
+            return Processed::Duplicate;
+        }
+        self.watermarks.observe(input, event.ts);
+        self.min_event_ts = self.min_event_ts.min(event.ts);
+        // Late: behind the point up to which windows may close, whether or
+        // not a release has happened yet, so that lateness depends on the
+        // order of events only, never on when releases run.
+        let target = self.target_frontier();
+        let released = self.shard_mut(shard).released;
+        let bound = match (released, target) {
+            (Some(r), Some(t)) => Some(r.max(t)),
+            (r, t) => r.or(t),
+        };
+        if let Some(f) = bound
+            && event.ts < f
+        {
+            self.ingest.stats.late[t] += 1;
+            let ts = event.ts;
+            self.apply(shard, &event, false);
+            return Processed::Late { ts, frontier: f };
+        }
+        self.ingest.stats.valid[t] += 1;
+        self.shard_mut(shard).pending.push(event);
+        Processed::Valid
+    }
+
+    /// Applies a released (or late) event: trader state, the event rules,
+    /// and, unless late, its table row.
+    fn apply(&mut self, shard: u32, e: &Event, row: bool) {
+        self.traders.apply(e);
+        let ctx = Ctx {
+            traders: &self.traders,
+            names: &self.ingest.decoder.traders,
+            symbols: &self.ingest.decoder.symbols,
+        };
+        self.risk.on_event(shard, e, &ctx, &mut self.out.alerts);
+        if row && let Some(state) = self.traders.get(e.trader) {
+            let segment: Segment = self.traders.segment(state);
+            self.tables
+                .append(e, segment, &self.ingest.decoder.symbols, state);
+        }
+    }
+
+    /// Fires the event-time boundaries of `shard` up to `upto`: alert
+    /// ticks and snapshot captures.
+    fn fire(&mut self, shard: u32, upto: i64) {
+        let ctx = Ctx {
+            traders: &self.traders,
+            names: &self.ingest.decoder.traders,
+            symbols: &self.ingest.decoder.symbols,
+        };
+        self.risk.advance(shard, upto, &ctx, &mut self.out.alerts);
+        self.kpis
+            .capture(shard, upto, &self.traders, &self.ingest.decoder.symbols);
+    }
+
+    /// Releases the events of `shard` before `frontier`, in event-time order.
+    fn release_shard(&mut self, shard: u32, frontier: i64) {
+        let lo = self.shard_mut(shard).released;
+        if lo.is_some_and(|r| r >= frontier) {
+            return;
+        }
+        while let Some(e) = self.shard_mut(shard).pending.pop_before(frontier) {
+            self.fire(shard, e.ts);
+            self.apply(shard, &e, true);
+        }
+        self.fire(shard, frontier);
+        let sh = self.shard_mut(shard);
+        sh.released = Some(frontier);
+        sh.dedup.forget_before(frontier);
+        let batches = self.tables.finish();
+        self.kpis
+            .push_closed(shard, lo.unwrap_or(i64::MIN), frontier, batches);
+    }
+
+    /// Shard numbers with state.
+    pub fn shard_numbers(&self) -> Vec<u32> {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    /// Releases what the frontier passed; in live mode (or, in replay,
+    /// each `emit_every` of event time) runs the pipelines over it.
+    /// Returns true when the pipelines ran.
+    pub fn advance(&mut self) -> bool {
+        let Some(target) = self.target_frontier() else {
+            return false;
+        };
+        for s in self.shard_numbers() {
+            self.release_shard(s, target);
+        }
+        let due = match self.last_run {
+            None => {
+                self.last_run = Some(target);
+                self.live
+            }
+            Some(last) => self.live || target - last >= self.config.emit_every_ms,
+        };
+        if due {
+            self.run_pipelines(false);
+        }
+        due
+    }
+
+    /// Runs the pipelines over snapshots captured but not yet queried (in
+    /// replay they wait for the next run): a checkpoint saves no captures,
+    /// so it must come after this and after the outputs were taken.
+    pub fn settle(&mut self) {
+        if !self.kpis.captures.is_empty() {
+            self.run_pipelines(false);
+        }
+    }
+
+    /// End of input: releases everything and closes every window,
+    /// including the partial last ones.
+    pub fn finish(&mut self) {
+        let Some(max) = self.watermarks.max_event_time() else {
+            return;
+        };
+        let end = max + 1;
+        for s in self.shard_numbers() {
+            self.release_shard(s, end);
+            self.kpis
+                .capture_last(s, end, &self.traders, &self.ingest.decoder.symbols);
+        }
+        self.run_pipelines(true);
+    }
+
+    /// Runs every pipeline over what the shards released.
+    fn run_pipelines(&mut self, last: bool) {
+        let started = Instant::now();
+        let released: Vec<(u32, i64)> = self
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, s.as_ref()?.released?)))
+            .collect();
+        if released.is_empty() {
+            return;
+        }
+        self.cycles += 1;
+        let frontier = released.iter().map(|(_, r)| *r).min().unwrap_or(i64::MIN);
+        self.last_run = Some(self.last_run.map_or(frontier, |l| l.max(frontier)));
+        let rows = self.kpis.run(&released, last);
+        for (_, r) in &rows {
+            self.risk.on_kpi_rows(r, &mut self.out.alerts);
+        }
+        self.out.kpis.extend(rows);
+        self.out.frontier = Some(frontier);
+        if let Some(m) = &self.metrics
+            && let Ok(mut m) = m.lock()
+        {
+            m.observe_cycle(started.elapsed().as_secs_f64(), frontier);
+        }
+    }
+
+    /// What was produced since the last call.
+    pub fn take_emitted(&mut self) -> Emitted {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The point before which events are late: the watermark minus the
+    /// grace period, on the grid of the smallest pipeline step.
+    fn target_frontier(&self) -> Option<i64> {
+        let wm = self.watermarks.watermark()?;
+        Some(floor_to(
+            wm.saturating_sub(self.config.grace_ms),
+            self.kpis.base_step,
+        ))
+    }
+
+    /// Trader names of every shard.
+    pub fn names(&self) -> &ShardedNames {
+        &self.ingest.decoder.traders
+    }
+
+    /// Approximate bytes of trader, de-duplication and window state.
+    pub fn state_bytes(&self) -> usize {
+        self.ingest.state_bytes()
+            + self.traders.heap_bytes()
+            + self.risk.heap_bytes()
+            + self.kpis.bytes()
+            + self
+                .shards
+                .iter()
+                .flatten()
+                .map(Shard::heap_bytes)
+                .sum::<usize>()
+    }
+}

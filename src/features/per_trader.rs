@@ -1,0 +1,159 @@
+//! Per-trader values stored by shard: a `Vec` per shard indexed by the
+//! trader's index within it, so that one shard's values can be saved,
+//! dropped or restored on their own (a partition moving between instances).
+
+use crate::event::{TraderId, local_of, shard_of, trader_id};
+
+/// One value of type `T` per trader, grouped by shard. Every mutable
+/// access marks the trader changed, so a checkpoint saves only those.
+#[derive(Debug, Clone)]
+pub struct PerTrader<T> {
+    shards: Vec<Vec<T>>,
+    /// Per shard: a flag per trader, and the traders flagged, in order.
+    flags: Vec<Vec<bool>>,
+    changed: Vec<Vec<u32>>,
+}
+
+impl<T> Default for PerTrader<T> {
+    fn default() -> Self {
+        Self {
+            shards: Vec::new(),
+            flags: Vec::new(),
+            changed: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone + Default> PerTrader<T> {
+    /// The value of trader `id`, when it has one.
+    #[inline]
+    pub fn get(&self, id: TraderId) -> Option<&T> {
+        self.shards
+            .get(shard_of(id) as usize)?
+            .get(local_of(id) as usize)
+    }
+
+    /// The value of trader `id`, created with the default when missing;
+    /// the trader counts as changed.
+    #[inline]
+    pub fn get_mut(&mut self, id: TraderId) -> &mut T {
+        let (s, i) = (shard_of(id) as usize, local_of(id) as usize);
+        if s >= self.shards.len() {
+            self.shards.resize_with(s + 1, Vec::new);
+            self.flags.resize_with(s + 1, Vec::new);
+            self.changed.resize_with(s + 1, Vec::new);
+        }
+        let shard = &mut self.shards[s];
+        if i >= shard.len() {
+            shard.resize(i + 1, T::default());
+            self.flags[s].resize(i + 1, false);
+        }
+        if !self.flags[s][i] {
+            self.flags[s][i] = true;
+            self.changed[s].push(i as u32);
+        }
+        &mut shard[i]
+    }
+
+    /// The traders of `shard` changed since the last call (local indexes).
+    pub fn take_changed(&mut self, shard: u32) -> Vec<u32> {
+        let s = shard as usize;
+        let Some(list) = self.changed.get_mut(s) else {
+            return Vec::new();
+        };
+        let list = std::mem::take(list);
+        for &i in &list {
+            self.flags[s][i as usize] = false;
+        }
+        list
+    }
+
+    /// The values of one shard, in trader order.
+    pub fn shard(&self, shard: u32) -> &[T] {
+        self.shards.get(shard as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every value of one shard, with its trader id.
+    pub fn iter_shard(&self, shard: u32) -> impl Iterator<Item = (TraderId, &T)> {
+        self.shard(shard)
+            .iter()
+            .enumerate()
+            .map(move |(i, v)| (trader_id(shard, i as u32), v))
+    }
+
+    /// Every value, shard by shard.
+    pub fn iter(&self) -> impl Iterator<Item = (TraderId, &T)> {
+        self.shards.iter().enumerate().flat_map(|(s, v)| {
+            v.iter()
+                .enumerate()
+                .map(move |(i, x)| (trader_id(s as u32, i as u32), x))
+        })
+    }
+
+    /// Replaces one shard's values (nothing counts as changed).
+    pub fn set_shard(&mut self, shard: u32, values: Vec<T>) {
+        let s = shard as usize;
+        if s >= self.shards.len() {
+            self.shards.resize_with(s + 1, Vec::new);
+            self.flags.resize_with(s + 1, Vec::new);
+            self.changed.resize_with(s + 1, Vec::new);
+        }
+        self.flags[s] = vec![false; values.len()];
+        self.changed[s].clear();
+        self.shards[s] = values;
+    }
+
+    /// Drops one shard's values.
+    pub fn clear_shard(&mut self, shard: u32) {
+        let s = shard as usize;
+        if let Some(v) = self.shards.get_mut(s) {
+            *v = Vec::new();
+            self.flags[s] = Vec::new();
+            self.changed[s] = Vec::new();
+        }
+    }
+
+    /// Values held, every shard.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Shard slots (some may be empty).
+    pub fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    /// Heap bytes of the values.
+    pub fn heap_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|v| v.capacity() * std::mem::size_of::<T>())
+            .sum::<usize>()
+            + self.flags.iter().map(Vec::capacity).sum::<usize>()
+            + self.changed.iter().map(|v| v.capacity() * 4).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_independent() {
+        let mut p: PerTrader<u8> = PerTrader::default();
+        *p.get_mut(trader_id(2, 3)) = 7;
+        *p.get_mut(trader_id(0, 0)) = 1;
+        assert_eq!(p.get(trader_id(2, 3)), Some(&7));
+        assert_eq!(p.get(trader_id(2, 4)), None);
+        assert_eq!(p.shard(2), &[0, 0, 0, 7]);
+        assert_eq!(p.take_changed(2), vec![3]);
+        assert!(p.take_changed(2).is_empty());
+        p.clear_shard(2);
+        assert_eq!(p.get(trader_id(2, 3)), None);
+        assert_eq!(p.len(), 1);
+    }
+}

@@ -1,0 +1,200 @@
+//! Events waiting for the frontier, released in event-time order.
+//!
+//! Every downstream effect of an event (trader state, features, alert
+//! rules, table rows) happens when the frontier passes it, in order of
+//! (event time, arrival), so outputs depend on the set of events and not
+//! on how fast or in what interleaving they were read. Events arrive in
+//! blocks (one per checkpoint); a block is saved once and forgotten by the
+//! checkpoint once all its events are released.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
+
+use crate::event::Event;
+
+/// One waiting event.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub seq: u64,
+    pub block: u64,
+    pub event: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.event.ts, self.seq).cmp(&(other.event.ts, other.seq))
+    }
+}
+
+/// The waiting events of one shard.
+#[derive(Debug, Default)]
+pub struct ReleaseBuffer {
+    heap: BinaryHeap<Reverse<Pending>>,
+    next_seq: u64,
+    /// The block new events go to.
+    block: u64,
+    /// Events still waiting per block.
+    waiting: BTreeMap<u64, u32>,
+    /// Blocks whose events were all released since the last checkpoint.
+    done: Vec<u64>,
+}
+
+impl ReleaseBuffer {
+    /// Holds `event` until the frontier passes it.
+    #[inline]
+    pub fn push(&mut self, event: Event) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        *self.waiting.entry(self.block).or_default() += 1;
+        self.heap.push(Reverse(Pending {
+            seq,
+            block: self.block,
+            event,
+        }));
+    }
+
+    /// The next waiting event before `frontier`, in event-time order.
+    #[inline]
+    pub fn pop_before(&mut self, frontier: i64) -> Option<Event> {
+        if self.heap.peek()?.0.event.ts >= frontier {
+            return None;
+        }
+        let Reverse(p) = self.heap.pop()?;
+        if let Some(n) = self.waiting.get_mut(&p.block) {
+            *n -= 1;
+            if *n == 0 {
+                self.waiting.remove(&p.block);
+                self.done.push(p.block);
+            }
+        }
+        Some(p.event)
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// Checkpoint: the events that arrived since the last call (as block
+    /// `number`), and the blocks fully released since (to forget).
+    pub fn take_changes(&mut self) -> (u64, Vec<Event>, Vec<u64>) {
+        let block = self.block;
+        let new: Vec<(u64, Event)> = self
+            .heap
+            .iter()
+            .filter(|p| p.0.block == block)
+            .map(|p| (p.0.seq, p.0.event.clone()))
+            .collect();
+        let mut new = new;
+        new.sort_by_key(|(seq, _)| *seq);
+        self.block += 1;
+        let done = std::mem::take(&mut self.done);
+        (block, new.into_iter().map(|(_, e)| e).collect(), done)
+    }
+
+    /// Rebuilds the buffer from saved blocks, keeping only events at or
+    /// after `released_until` (the rest were released before the save).
+    pub fn restore(blocks: Vec<(u64, Vec<Event>)>, released_until: i64) -> (Self, Vec<u64>) {
+        let mut b = Self::default();
+        let mut empty = Vec::new();
+        let mut blocks = blocks;
+        blocks.sort_by_key(|(no, _)| *no);
+        for (no, events) in blocks {
+            b.block = b.block.max(no + 1);
+            let mut kept = 0;
+            for e in events {
+                if e.ts >= released_until {
+                    let seq = b.next_seq;
+                    b.next_seq += 1;
+                    b.heap.push(Reverse(Pending {
+                        seq,
+                        block: no,
+                        event: e,
+                    }));
+                    kept += 1;
+                }
+            }
+            if kept > 0 {
+                b.waiting.insert(no, kept);
+            } else {
+                empty.push(no);
+            }
+        }
+        // Saved blocks with nothing left are forgotten at the next save.
+        b.done = empty.clone();
+        (b, empty)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.heap.capacity() * std::mem::size_of::<Pending>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Body, Login, Platform};
+
+    fn ev(ts: i64, id: u64) -> Event {
+        Event {
+            ts,
+            trader: 0,
+            id_hash: id,
+            body: Body::Login(Login {
+                success: true,
+                device: 0,
+                country: 0,
+                platform: Platform::Web,
+            }),
+        }
+    }
+
+    #[test]
+    fn releases_in_event_time_then_arrival_order() {
+        let mut b = ReleaseBuffer::default();
+        for (ts, id) in [(30, 1), (10, 2), (20, 3), (10, 4), (40, 5)] {
+            b.push(ev(ts, id));
+        }
+        let mut got = Vec::new();
+        while let Some(e) = b.pop_before(35) {
+            got.push(e.id_hash);
+        }
+        assert_eq!(got, vec![2, 4, 3, 1]);
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn blocks_are_saved_once_and_forgotten_when_released() {
+        let mut b = ReleaseBuffer::default();
+        b.push(ev(10, 1));
+        b.push(ev(50, 2));
+        let (no, new, done) = b.take_changes();
+        assert_eq!((no, new.len(), done.len()), (0, 2, 0));
+        b.push(ev(20, 3));
+        assert!(b.pop_before(30).is_some());
+        assert!(b.pop_before(30).is_some());
+        // Event 3 came and went between checkpoints: nothing to save, and
+        // its block is done.
+        let (no, new, done) = b.take_changes();
+        assert_eq!((no, new.len()), (1, 0));
+        assert_eq!(done, vec![1]);
+        // Block 0 still holds the event at 50; a restore keeps it only.
+        let (r, empty) = ReleaseBuffer::restore(vec![(0, vec![ev(10, 1), ev(50, 2)])], 30);
+        assert_eq!((r.len(), empty.len()), (1, 0));
+    }
+}

@@ -1,0 +1,483 @@
+//! Durable state and exactly-once against the real broker: a golden
+//! `pulse replay` of a simulated history with the bundled model, then the
+//! same events through Kafka in slices with stops, kills, a broker restart
+//! and a rebalance; the KPI topic and the alert topic (read_committed)
+//! must hold exactly the golden rows and alert ids, every pipeline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use veloc_pulse::sink::client_config;
+
+use crate::common::{Running, http_get, pulse, pulse_ok, scratch};
+use crate::kafka::{
+    ROOT, SERIAL, broker, kafka_script, lines, produce, spawn_run, topic, wait_exit,
+};
+
+/// The history every test replays: 2,000 traders over 30 days.
+fn history(dir: &Path) -> PathBuf {
+    let path = dir.join("history.ndjson");
+    pulse_ok(&[
+        "simulate",
+        "--seed",
+        "5",
+        "--traders",
+        "2000",
+        "--days",
+        "30",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+/// Topics and config of one test.
+struct Setup {
+    brokers: String,
+    input: String,
+    kpis: String,
+    alerts: String,
+    group: String,
+    config: PathBuf,
+}
+
+fn setup(dir: &Path, name: &str, extra: &str) -> Setup {
+    let brokers = broker();
+    let input = topic(name, 4);
+    let (kpis, alerts) = (format!("{input}.kpis"), format!("{input}.alerts"));
+    kafka_script(&["create-topic", &kpis, "1"]);
+    kafka_script(&["create-topic", &alerts, "1"]);
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nkpi_topic = \"{kpis}\"\nalert_topic = \"{alerts}\"\n\
+             dead_letter_topic = \"{input}.dlq\"\nlate_topic = \"{input}.late\"\n\
+             [model]\npath = \"{ROOT}/models/churn-default.json\"\n\
+             [state]\ncommit_every = \"300ms\"\ntransaction_timeout = \"20s\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    Setup {
+        group: format!("{input}.g"),
+        brokers,
+        input,
+        kpis,
+        alerts,
+        config,
+    }
+}
+
+/// `pulse run` arguments of one instance.
+fn args(s: &Setup, instance: &str, idle: Option<&str>) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "run",
+        "--config",
+        s.config.to_str().unwrap(),
+        "--brokers",
+        &s.brokers,
+        "--topic",
+        &s.input,
+        "--group",
+        &s.group,
+        "--instance-id",
+        instance,
+        "--listen",
+        "127.0.0.1:0",
+        "--pipelines",
+        &format!("{ROOT}/pipelines"),
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    if let Some(idle) = idle {
+        a.extend(["--exit-when-idle".into(), idle.into()]);
+    }
+    a
+}
+
+/// What the golden replay gives: KPI rows (canonical JSON, sorted) and
+/// alert ids.
+struct Golden {
+    rows: Vec<String>,
+    alerts: Vec<String>,
+}
+
+fn canonical(v: &Value) -> String {
+    // serde_json maps are sorted by key: the text is canonical.
+    v.to_string()
+}
+
+fn golden(dir: &Path, events: &Path, config: &Path) -> Golden {
+    let (k, a) = (dir.join("golden.kpis"), dir.join("golden.alerts"));
+    pulse_ok(&[
+        "replay",
+        "--events",
+        events.to_str().unwrap(),
+        "--kpi-out",
+        k.to_str().unwrap(),
+        "--alerts-out",
+        a.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--pipelines",
+        &format!("{ROOT}/pipelines"),
+    ]);
+    let read = |p: &Path| -> Vec<Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mut rows: Vec<String> = read(&k).iter().map(canonical).collect();
+    rows.sort();
+    let mut alerts: Vec<String> = read(&a)
+        .iter()
+        .map(|v| v["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    alerts.sort();
+    Golden { rows, alerts }
+}
+
+/// Every committed message of a topic (read_committed), as JSON.
+fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
+    let mut c = client_config(brokers, &BTreeMap::new());
+    c.set("group.id", format!("{topic}.check"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c.create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "reading {topic} took too long");
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => out.push(serde_json::from_slice(m.payload().unwrap()).unwrap()),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Rows on the KPI topic equal the golden rows exactly; alert ids on the
+/// alert topic equal the golden ids, each once.
+fn assert_golden(s: &Setup, g: &Golden) {
+    let mut rows: Vec<String> = read_topic(&s.brokers, &s.kpis)
+        .iter()
+        .map(canonical)
+        .collect();
+    rows.sort();
+    assert_same("KPI rows", &rows, &g.rows);
+    let mut alerts: Vec<String> = read_topic(&s.brokers, &s.alerts)
+        .iter()
+        .map(|v| v["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    alerts.sort();
+    assert_same("alert ids", &alerts, &g.alerts);
+}
+
+/// Equal multisets, or a panic with the differences by pipeline.
+fn assert_same(what: &str, got: &[String], want: &[String]) {
+    if got == want {
+        return;
+    }
+    fn count(v: &[String]) -> BTreeMap<&str, i64> {
+        let mut m: BTreeMap<&str, i64> = BTreeMap::new();
+        for x in v {
+            *m.entry(x.as_str()).or_default() += 1;
+        }
+        m
+    }
+    let (g, w) = (count(got), count(want));
+    let mut missing: BTreeMap<String, usize> = BTreeMap::new();
+    let mut extra: BTreeMap<String, usize> = BTreeMap::new();
+    let mut examples = Vec::new();
+    let group = |x: &str| {
+        serde_json::from_str::<Value>(x)
+            .ok()
+            .and_then(|v| v["pipeline"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| x.split('-').next().unwrap_or("").to_owned())
+    };
+    for k in w.keys().chain(g.keys()).collect::<BTreeSet<_>>() {
+        let d = g.get(k).copied().unwrap_or(0) - w.get(k).copied().unwrap_or(0);
+        if d < 0 {
+            *missing.entry(group(k)).or_default() += (-d) as usize;
+        } else if d > 0 {
+            *extra.entry(group(k)).or_default() += d as usize;
+        }
+        if d != 0 && examples.len() < 6 {
+            examples.push(format!("{d:+} {k}"));
+        }
+    }
+    panic!(
+        "{what} differ from the golden replay ({} got, {} golden): missing {missing:?}, extra {extra:?}\nfor example:\n{}",
+        got.len(),
+        want.len(),
+        examples.join("\n")
+    );
+}
+
+/// Events read so far by an instance (its counters continue across restarts).
+fn read_so_far(r: &Running) -> u64 {
+    let (code, body) = http_get(&r.addr, "/api/status");
+    if code != 200 {
+        return 0;
+    }
+    serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["events"]["read"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until the instances together have read `n` events.
+fn wait_read(rs: &[&Running], n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let got: u64 = rs.iter().map(|r| read_so_far(r)).sum();
+        if got >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instances read {got} of {n} events"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sigterm(r: &mut Running) {
+    let pid = r.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let st = wait_exit(&mut r.child, Duration::from_secs(120));
+    assert!(st.success(), "pulse run stops cleanly on SIGTERM: {st}");
+}
+
+fn sigkill(r: &mut Running) {
+    let pid = r.child.id().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    wait_exit(&mut r.child, Duration::from_secs(30));
+}
+
+fn run_to_idle(args: &[String]) {
+    let out = pulse().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "pulse run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Splits the events into `n` slices by line count.
+fn slices(events: &[u8], n: usize) -> Vec<Vec<&[u8]>> {
+    let all = lines(events);
+    let size = all.len().div_ceil(n);
+    all.chunks(size).map(|c| c.to_vec()).collect()
+}
+
+#[test]
+fn a_topic_filled_up_front_gives_exactly_the_replay() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    let events = history(dir.path());
+    let s = setup(dir.path(), "upfront", "");
+    let g = golden(dir.path(), &events, &s.config);
+    assert!(g.rows.len() > 5_000 && g.alerts.len() > 1_000);
+    produce(
+        &s.brokers,
+        &s.input,
+        &lines(&std::fs::read(&events).unwrap()),
+    );
+    run_to_idle(&args(&s, "a", Some("3s")));
+    assert_golden(&s, &g);
+}
+
+#[test]
+fn clean_stops_between_slices_change_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    let events = history(dir.path());
+    let bytes = std::fs::read(&events).unwrap();
+    let s = setup(dir.path(), "slices", "");
+    let g = golden(dir.path(), &events, &s.config);
+    let parts = slices(&bytes, 4);
+    let mut produced = 0u64;
+    for (i, part) in parts.iter().enumerate() {
+        produce(&s.brokers, &s.input, part);
+        produced += part.len() as u64;
+        if i + 1 == parts.len() {
+            run_to_idle(&args(&s, "a", Some("3s")));
+        } else {
+            let mut r = spawn_run(&args(&s, "a", None));
+            wait_read(&[&r], produced);
+            sigterm(&mut r);
+        }
+    }
+    assert_golden(&s, &g);
+}
+
+#[test]
+fn kill_9_between_and_inside_slices_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    let events = history(dir.path());
+    let bytes = std::fs::read(&events).unwrap();
+    let s = setup(dir.path(), "kills", "");
+    let g = golden(dir.path(), &events, &s.config);
+    let parts = slices(&bytes, 4);
+    let mut produced = 0u64;
+    let mut kills = 0;
+    for (i, part) in parts.iter().enumerate() {
+        produce(&s.brokers, &s.input, part);
+        let before = produced;
+        produced += part.len() as u64;
+        if i + 1 == parts.len() {
+            break;
+        }
+        // Inside the slice: killed once it has read about half of it.
+        let mut r = spawn_run(&args(&s, "a", None));
+        wait_read(&[&r], before + part.len() as u64 / 2);
+        sigkill(&mut r);
+        kills += 1;
+        // Between slices: killed once it has read all of it.
+        let mut r = spawn_run(&args(&s, "a", None));
+        wait_read(&[&r], produced);
+        std::thread::sleep(Duration::from_millis(700));
+        sigkill(&mut r);
+        kills += 1;
+    }
+    assert!(kills >= 5, "{kills} kills");
+    run_to_idle(&args(&s, "a", Some("3s")));
+    assert_golden(&s, &g);
+}
+
+#[test]
+fn a_broker_restart_mid_run_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    let events = history(dir.path());
+    let bytes = std::fs::read(&events).unwrap();
+    let s = setup(dir.path(), "bounce", "");
+    let g = golden(dir.path(), &events, &s.config);
+    let parts = slices(&bytes, 2);
+    produce(&s.brokers, &s.input, &parts[0]);
+    let mut r = spawn_run(&args(&s, "a", None));
+    wait_read(&[&r], parts[0].len() as u64 / 2);
+    kafka_script(&["stop"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(kafka_script(&["start"]), s.brokers, "same address");
+    produce(&s.brokers, &s.input, &parts[1]);
+    // It recovers by itself and reads everything ...
+    wait_read(&[&r], (parts[0].len() + parts[1].len()) as u64);
+    sigterm(&mut r);
+    // ... and a last run closes the windows still open.
+    run_to_idle(&args(&s, "a", Some("3s")));
+    assert_golden(&s, &g);
+}
+
+/// KPI rows summed per window and label set where the value adds up
+/// across instances (each exports its own partitions' share for now).
+fn additive_totals(rows: &[Value]) -> BTreeMap<String, i64> {
+    let additive = |k: &str| {
+        k.ends_with("_total")
+            || [
+                "traders",
+                "traders_1d",
+                "traders_7d",
+                "traders_30d",
+                "sent",
+                "converted",
+                "cohort_7d",
+                "ftd_7d",
+                "cohort_30d",
+                "second_deposit_30d",
+                "deposit_volume",
+                "deposits_amount",
+                "withdrawals_amount",
+                "net_amount",
+                "realised_pnl",
+            ]
+            .contains(&k)
+    };
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let o = r.as_object().unwrap();
+        let labels: Vec<String> = o
+            .iter()
+            .filter(|(_, v)| v.is_string())
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+            .collect();
+        for (k, v) in o.iter().filter(|(k, _)| additive(k)) {
+            if let Some(x) = v.as_f64() {
+                *out.entry(format!("{}/{k}", labels.join(","))).or_default() +=
+                    (x * 1e6).round() as i64;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_rebalance_one_two_one_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    let events = history(dir.path());
+    let bytes = std::fs::read(&events).unwrap();
+    // KPI drop rules judge each instance's share of a KPI until instances
+    // merge their partials (the scale-out issue): off here.
+    let s = setup(dir.path(), "rebalance", "[alerts]\nkpi_drop = []\n");
+    let g = golden(dir.path(), &events, &s.config);
+    let parts = slices(&bytes, 3);
+    produce(&s.brokers, &s.input, &parts[0]);
+    let mut a = spawn_run(&args(&s, "a", None));
+    wait_read(&[&a], parts[0].len() as u64);
+    // A second instance joins: the partitions are split.
+    let mut b = spawn_run(&args(&s, "b", None));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while http_get(&b.addr, "/readyz").0 != 200 || http_get(&a.addr, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "both instances hold partitions");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce(&s.brokers, &s.input, &parts[1]);
+    std::thread::sleep(Duration::from_secs(5));
+    // It leaves again: A takes everything back.
+    sigterm(&mut b);
+    produce(&s.brokers, &s.input, &parts[2]);
+    sigterm(&mut a);
+    run_to_idle(&args(&s, "a", Some("3s")));
+    let got = read_topic(&s.brokers, &s.kpis);
+    let want: Vec<Value> = g
+        .rows
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
+    let (gt, wt) = (additive_totals(&got), additive_totals(&want));
+    let diff: Vec<String> = wt
+        .keys()
+        .chain(gt.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| gt.get(*k) != wt.get(*k))
+        .take(10)
+        .map(|k| format!("{k}: got {:?}, golden {:?}", gt.get(k), wt.get(k)))
+        .collect();
+    assert!(diff.is_empty(), "KPI totals differ:\n{}", diff.join("\n"));
+    let mut alerts: Vec<String> = read_topic(&s.brokers, &s.alerts)
+        .iter()
+        .map(|v| v["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    alerts.sort();
+    assert_same("alert ids", &alerts, &g.alerts);
+}
