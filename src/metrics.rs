@@ -43,6 +43,57 @@ struct KpiFamily {
     series: HashSet<Vec<String>>,
 }
 
+/// The metric a pipeline's value is exported as.
+pub fn kpi_metric_name(pipeline: &str, value: &str) -> String {
+    format!("pulse_kpi_{pipeline}_{value}")
+}
+
+/// A KPI metric that cannot be registered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("value `{value}` would be exported as `{name}`, which Prometheus refuses: {reason}")]
+pub struct MetricNameError {
+    pub value: String,
+    pub name: String,
+    pub reason: String,
+}
+
+/// Problems of the metric names the pipelines would export, found by
+/// registering them next to the built-in metrics as the service does:
+/// collisions with a built-in metric or between pipelines.
+pub fn metric_name_problems(planned: &[Planned]) -> Vec<crate::pipeline::PipelineError> {
+    let mut trial = Metrics::new("check");
+    let mut owners: HashMap<String, (String, String)> = HashMap::new();
+    let mut problems = Vec::new();
+    for p in planned {
+        if let Err(e) = trial.register_pipeline(p) {
+            let message = match owners.get(&e.name) {
+                Some((pipeline, value)) => format!(
+                    "value `{}` would be exported as `{}`, the metric of value `{value}` of pipeline `{pipeline}`; rename one of them",
+                    e.value, e.name
+                ),
+                None if e.reason.contains("Duplicate") || e.reason.contains("fully-qualified") => {
+                    format!(
+                        "value `{}` would be exported as `{}`, the name of a built-in metric; rename the value",
+                        e.value, e.name
+                    )
+                }
+                None => e.to_string(),
+            };
+            problems.push(crate::pipeline::PipelineError {
+                file: p.def.file.clone(),
+                line: p.def.values_line,
+                message,
+            });
+        }
+        for v in &p.values {
+            owners
+                .entry(kpi_metric_name(&p.name, v))
+                .or_insert_with(|| (p.name.to_string(), v.to_string()));
+        }
+    }
+    problems
+}
+
 /// Metrics of one running pipeline.
 pub struct Metrics {
     pub registry: Registry,
@@ -67,6 +118,7 @@ pub struct Metrics {
     sink_retries: IntCounterVec,
     consumer_lag: IntGaugeVec,
     restore_seconds: Gauge,
+    restore_lag: IntGauge,
     restored_bytes: IntCounter,
     checkpoint_bytes: IntCounter,
     commit_seconds: Histogram,
@@ -253,6 +305,11 @@ impl Metrics {
         registry
             .register(Box::new(restore_seconds.clone()))
             .expect("metric registered once");
+        let restore_lag = gauge(
+            &registry,
+            "pulse_state_restore_lag_records",
+            "Changelog records a restore in progress has still to read (0 when none runs).",
+        );
         let restored_bytes = plain_counter(
             &registry,
             "pulse_state_restored_bytes_total",
@@ -278,6 +335,7 @@ impl Metrics {
             .expect("metric registered once");
         Self {
             restore_seconds,
+            restore_lag,
             restored_bytes,
             checkpoint_bytes,
             commit_seconds,
@@ -335,38 +393,42 @@ impl Metrics {
     }
 
     /// Registers `pulse_kpi_<pipeline>_<value>` for every value of a pipeline.
-    pub fn register_pipeline(&mut self, p: &Planned) {
+    /// A name already taken (a built-in metric or another pipeline's value;
+    /// `pulse check` refuses both) fails with the value and the reason.
+    pub fn register_pipeline(&mut self, p: &Planned) -> Result<(), MetricNameError> {
         let labels: Vec<&str> = p.labels.iter().map(|l| &**l).collect();
         let help = if p.def.help.is_empty() {
             format!("KPI pipeline {}", p.name)
         } else {
             p.def.help.clone()
         };
-        let values = p
-            .values
-            .iter()
-            .zip(&p.kinds)
-            .map(|(v, kind)| {
-                let name = format!("pulse_kpi_{}_{}", p.name, v);
-                let opts = Opts::new(name, format!("{help} ({v})"));
-                match kind {
-                    ValueKind::Counter => {
-                        let c = CounterVec::new(opts, &labels).expect("valid KPI metric");
-                        self.registry
-                            .register(Box::new(c.clone()))
-                            .expect("KPI metric registered once");
-                        KpiMetric::Counter(c)
-                    }
-                    ValueKind::Gauge => {
-                        let g = GaugeVec::new(opts, &labels).expect("valid KPI metric");
-                        self.registry
-                            .register(Box::new(g.clone()))
-                            .expect("KPI metric registered once");
-                        KpiMetric::Gauge(g)
-                    }
+        let mut values = Vec::with_capacity(p.values.len());
+        for (v, kind) in p.values.iter().zip(&p.kinds) {
+            let name = kpi_metric_name(&p.name, v);
+            let opts = Opts::new(name.clone(), format!("{help} ({v})"));
+            let refused = |e: prometheus::Error| MetricNameError {
+                value: v.to_string(),
+                name: name.clone(),
+                reason: e.to_string(),
+            };
+            let metric = match kind {
+                ValueKind::Counter => {
+                    let c = CounterVec::new(opts, &labels).map_err(refused)?;
+                    self.registry
+                        .register(Box::new(c.clone()))
+                        .map_err(refused)?;
+                    KpiMetric::Counter(c)
                 }
-            })
-            .collect();
+                ValueKind::Gauge => {
+                    let g = GaugeVec::new(opts, &labels).map_err(refused)?;
+                    self.registry
+                        .register(Box::new(g.clone()))
+                        .map_err(refused)?;
+                    KpiMetric::Gauge(g)
+                }
+            };
+            values.push(metric);
+        }
         self.kpi_rows.with_label_values(&[&*p.name]);
         self.kpi_dropped.with_label_values(&[&*p.name]);
         self.pipeline_errors.with_label_values(&[&*p.name]);
@@ -378,6 +440,7 @@ impl Metrics {
                 series: HashSet::new(),
             },
         );
+        Ok(())
     }
 
     /// Exports a pipeline's rows: counters add every window, gauges show the
@@ -523,6 +586,11 @@ impl Metrics {
     }
 
     /// Records a restore: how long it took, bytes read so far.
+    /// Sets how many changelog records the running restore has still to read.
+    pub fn set_restore_lag(&self, records: i64) {
+        self.restore_lag.set(records);
+    }
+
     pub fn state_restored(&self, seconds: f64, total_bytes: u64) {
         self.restore_seconds.set(seconds);
         let c = &self.restored_bytes;

@@ -15,35 +15,44 @@ pub const FAILED_RING: usize = 8;
 pub struct AlertState {
     /// churn_risk: armed until it fires; re-armed below the hysteresis.
     pub risk_armed: bool,
+    #[serde(with = "crate::features::time_codec")]
     pub last_risk_alert: i64,
     /// inactivity: the activity time the fired tiers belong to.
+    #[serde(with = "crate::features::time_codec")]
     pub idle_spell: i64,
     pub idle_fired: u8,
     /// activation steps fired.
     pub activation_fired: u8,
     /// deposit_recovery: start of the current unrecovered failure, steps fired.
+    #[serde(with = "crate::features::time_codec")]
     pub failed_since: i64,
     pub recovery_fired: u8,
     /// vip_drop.
     pub vip_armed: bool,
+    #[serde(with = "crate::features::time_codec")]
     pub last_vip_alert: i64,
     /// security.
+    #[serde(with = "crate::features::time_codec::array")]
     pub failed_ring: [i64; FAILED_RING],
     pub failed_next: u8,
+    #[serde(with = "crate::features::time_codec")]
     pub last_burst_alert: i64,
     pub logins_seen: u32,
     pub devices: [u64; KNOWN_DEVICES],
     pub countries: [Sym; KNOWN_COUNTRIES],
     /// aml: the last approved deposit and whether a trade followed it.
+    #[serde(with = "crate::features::time_codec")]
     pub last_deposit_ts: i64,
     pub last_deposit_amount: Money,
     pub traded_since_deposit: bool,
     /// aml structuring: UTC day and count of near-threshold deposits.
+    #[serde(with = "crate::features::time_codec")]
     pub near_day: i64,
     pub near_count: u32,
     /// The earliest event time a time-based rule could fire without a new
     /// event (`i64::MAX`: never; `i64::MIN`: at the next tick, already
     /// queued as touched).
+    #[serde(with = "crate::features::time_codec")]
     pub next_due: i64,
 }
 

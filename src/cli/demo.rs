@@ -52,7 +52,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // thread; it is built before entering the HTTP runtime.
     let mut engine = a.engine.build(true)?;
     let state = AppState::new(Metrics::new("simulator"));
-    engine.attach_metrics(state.metrics.clone());
+    engine.attach_metrics(state.metrics.clone())?;
     let model = match a.risk.model.clone() {
         Some(path) => ModelSource::File {
             path,

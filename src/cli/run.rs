@@ -117,7 +117,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
     let mut engine =
         Engine::new(engine_config, dir.as_deref()).context("cannot start the pipelines")?;
     let state = AppState::new(Metrics::new("kafka"));
-    engine.attach_metrics(state.metrics.clone());
+    engine.attach_metrics(state.metrics.clone())?;
     let rules = config
         .alerts
         .resolve()

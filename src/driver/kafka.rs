@@ -204,9 +204,11 @@ fn create_changelog(s: &StateSettings, partitions: usize) -> Result<(), KafkaErr
 
 /// Reads partitions of the changelog to their ends (committed records
 /// only), all at once: the latest value of every key, per partition.
+/// `lag` hears how many records are still to read as the restore goes on.
 fn read_changelog(
     s: &StateSettings,
     partitions: &[u32],
+    lag: &dyn Fn(i64),
 ) -> Result<BTreeMap<u32, Vec<Record>>, KafkaError> {
     let mut out: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
     if partitions.is_empty() {
@@ -235,12 +237,43 @@ fn read_changelog(
     consumer
         .assign(&tpl)
         .map_err(|e| err(first, e.to_string()))?;
+    // Where each partition ends and where the read stands, for the lag
+    // (an estimate: the end counts transaction markers too; an end of
+    // partition sets it to zero).
+    let mut ends: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
+    for &p in partitions {
+        let end = consumer
+            .fetch_watermarks(&s.topic, p as i32, s.timeout)
+            .map(|(_, high)| high)
+            .unwrap_or(0);
+        ends.insert(p, (end, 0));
+    }
+    let remaining = |ends: &BTreeMap<u32, (i64, i64)>| -> i64 {
+        ends.values().map(|(end, at)| (end - at).max(0)).sum()
+    };
+    let total = remaining(&ends);
+    lag(total);
+    let mut last_report = Instant::now();
     let mut latest: BTreeMap<(u32, Vec<u8>), (Vec<u8>, i64)> = BTreeMap::new();
     let mut open: BTreeSet<u32> = partitions.iter().copied().collect();
     let deadline = Instant::now() + s.timeout.max(Duration::from_secs(60));
     while !open.is_empty() {
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let left = remaining(&ends);
+            lag(left);
+            tracing::info!(
+                topic = %s.topic,
+                read = total - left,
+                total,
+                "restoring state from the changelog"
+            );
+        }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
+                if let Some(e) = ends.get_mut(&(m.partition() as u32)) {
+                    e.1 = m.offset() + 1;
+                }
                 let key = (m.partition() as u32, m.key().unwrap_or_default().to_vec());
                 match m.payload() {
                     Some(v) => {
@@ -253,6 +286,9 @@ fn read_changelog(
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 open.remove(&(p as u32));
+                if let Some(e) = ends.get_mut(&(p as u32)) {
+                    e.1 = e.0;
+                }
             }
             Some(Err(e)) => {
                 if Instant::now() > deadline {
@@ -270,6 +306,7 @@ fn read_changelog(
             }
         }
     }
+    lag(0);
     for ((p, key), (value, offset)) in latest {
         out.entry(p).or_default().push(Record {
             key,
@@ -390,7 +427,15 @@ fn assign(
         }
         core.publish(false);
     }
-    let mut records = read_changelog(&settings, &to_restore)?;
+    let metrics = core.sinks.metrics.clone();
+    let lag = |records: i64| {
+        if let Some(m) = &metrics
+            && let Ok(m) = m.lock()
+        {
+            m.set_restore_lag(records);
+        }
+    };
+    let mut records = read_changelog(&settings, &to_restore, &lag)?;
     for s in to_restore {
         let records = records.remove(&s).unwrap_or_default();
         let restored = restore_shard(&mut core.engine, s, records)?;

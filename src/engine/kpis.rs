@@ -356,7 +356,7 @@ impl Kpis {
                 &st.p.values,
                 lo,
                 size,
-            ));
+            )?);
         }
         Ok(rows)
     }
@@ -444,7 +444,7 @@ impl Kpis {
                 &st.p.values,
                 emitted - size,
                 size,
-            ));
+            )?);
         }
         Ok(rows)
     }
@@ -472,7 +472,7 @@ impl Kpis {
                 &st.p.values,
                 as_of - every,
                 every,
-            ));
+            )?);
         }
         Ok(rows)
     }

@@ -125,15 +125,19 @@ impl Engine {
     }
 
     /// Registers the KPI metrics of every pipeline and keeps the handle.
-    pub fn attach_metrics(&mut self, metrics: Arc<Mutex<Metrics>>) {
+    pub fn attach_metrics(
+        &mut self,
+        metrics: Arc<Mutex<Metrics>>,
+    ) -> Result<(), crate::metrics::MetricNameError> {
         if let Ok(mut m) = metrics.lock() {
             for s in &self.kpis.pipelines {
-                m.register_pipeline(&s.p);
+                m.register_pipeline(&s.p)?;
             }
             self.risk.metrics = Some(m.risk.clone());
         }
         self.kpis.metrics = Some(metrics.clone());
         self.metrics = Some(metrics);
+        Ok(())
     }
 
     /// Names of the planned pipelines.

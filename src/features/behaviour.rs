@@ -51,17 +51,20 @@ pub const TAU_DAYS: [f64; 3] = [7.0, 30.0, 90.0];
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Behaviour {
     /// Time the sums are expressed at (the latest event applied so far).
+    #[serde(with = "crate::features::time_codec")]
     pub decay_ts: i64,
     pub s7: [f64; s7::N],
     pub s30: [f64; s30::N],
     pub s90: [f64; s90::N],
     /// Earliest event of any kind: tenure when the signup was not seen.
+    #[serde(with = "crate::features::time_codec")]
     pub first_seen_ts: i64,
     /// Approved withdrawals, lifetime.
     pub withdrawn: f64,
     /// Realised P&L, lifetime.
     pub pnl_total: f64,
     /// Day number (epoch days) of the latest trade or approved deposit.
+    #[serde(with = "crate::features::time_codec")]
     pub last_active_day: i64,
     /// Gaps in days between active days: count, mean, sum of squared
     /// deviations (Welford), so mean and spread need no history.

@@ -7,6 +7,7 @@ mod per_trader;
 mod segment;
 mod snapshot;
 mod state;
+pub mod time_codec;
 mod vector;
 
 pub use behaviour::{Behaviour, TAU_DAYS};

@@ -14,10 +14,13 @@ pub const NEVER: i64 = i64::MIN;
 /// Basic state of one trader.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TraderState {
+    #[serde(with = "crate::features::time_codec")]
     pub signup_ts: i64,
     /// Acquisition channel (symbol), `u32::MAX` when the signup was not seen.
     pub channel: Sym,
+    #[serde(with = "crate::features::time_codec")]
     pub first_deposit_ts: i64,
+    #[serde(with = "crate::features::time_codec")]
     pub second_deposit_ts: i64,
     /// Approved deposits.
     pub deposit_count: u32,
@@ -26,10 +29,14 @@ pub struct TraderState {
     pub deposit_sum: f64,
     /// Sum of approved deposits, exact (the `traders` table).
     pub deposit_total: Money,
+    #[serde(with = "crate::features::time_codec")]
     pub last_trade_ts: i64,
+    #[serde(with = "crate::features::time_codec")]
     pub last_deposit_ts: i64,
+    #[serde(with = "crate::features::time_codec")]
     pub last_login_ts: i64,
     /// Latest event time of any kind.
+    #[serde(with = "crate::features::time_codec")]
     pub last_event_ts: i64,
     pub trade_count: u32,
     /// Decayed activity sums, gaps and streaks: what the model reads.

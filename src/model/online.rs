@@ -18,6 +18,7 @@ pub struct Scored {
     /// Features changed since the last scoring.
     pub dirty: bool,
     /// Event time of the latest scoring.
+    #[serde(with = "crate::features::time_codec")]
     pub last: i64,
 }
 

@@ -172,6 +172,17 @@ pub fn source_tables() -> Vec<(&'static str, Input, SchemaRef)> {
     v
 }
 
+/// Whether a column of this type can label a series: its values must read
+/// as short text (nested, binary and floating-point columns cannot).
+fn can_be_label(dt: &DataType) -> bool {
+    match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Boolean | DataType::Date32 | DataType::Date64 => true,
+        DataType::Dictionary(_, values) => can_be_label(values),
+        other => other.is_integer(),
+    }
+}
+
 /// Plans every pipeline; all problems of all files are returned together.
 pub async fn plan_all(defs: Vec<PipelineDef>) -> Result<Vec<Planned>, Vec<PipelineError>> {
     let sources = source_tables();
@@ -244,6 +255,14 @@ async fn plan_one(
                 file: def.file.clone(),
                 line: out_line,
                 message: format!("label `{l}` is not a column of the query's output"),
+            }),
+            Ok(f) if !can_be_label(f.data_type()) => errors.push(PipelineError {
+                file: def.file.clone(),
+                line: line_of(l),
+                message: format!(
+                    "label `{l}` must be a string, integer, boolean or date column; the query gives {}",
+                    f.data_type()
+                ),
             }),
             Ok(f)
                 if is_numeric(f.data_type())

@@ -65,6 +65,8 @@ impl KpiRow {
 
 /// Turns query output into rows. `window_start` comes from the column of
 /// that name when present (else `fixed_start`); `window_end` is start + size.
+/// Planning checks the label and value types; a batch that still does not
+/// convert is an error of this pipeline's run, never a panic.
 pub fn rows_from_batches(
     pipeline: &Arc<str>,
     batches: &[RecordBatch],
@@ -72,42 +74,21 @@ pub fn rows_from_batches(
     values: &[Arc<str>],
     fixed_start: i64,
     size_ms: i64,
-) -> Vec<KpiRow> {
+) -> datafusion::error::Result<Vec<KpiRow>> {
     let mut out = Vec::new();
     for b in batches {
-        let col = |name: &str, to: &DataType| {
-            b.column_by_name(name)
-                .map(|c| cast(c, to).expect("label and value types are checked at planning"))
-        };
-        let starts = col("window_start", &DataType::Int64);
-        let starts = starts.as_ref().map(|a| {
-            a.as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("Int64")
-                .clone()
-        });
-        let label_cols: Vec<StringArray> = labels
+        let starts = b
+            .column_by_name("window_start")
+            .map(|_| column_as::<Int64Array>(b, "window_start", &DataType::Int64))
+            .transpose()?;
+        let label_cols = labels
             .iter()
-            .map(|l| {
-                col(l, &DataType::Utf8)
-                    .expect("label column present")
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("Utf8")
-                    .clone()
-            })
-            .collect();
-        let value_cols: Vec<Float64Array> = values
+            .map(|l| column_as::<StringArray>(b, l, &DataType::Utf8))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let value_cols = values
             .iter()
-            .map(|v| {
-                col(v, &DataType::Float64)
-                    .expect("value column present")
-                    .as_any()
-                    .downcast_ref::<Float64Array>()
-                    .expect("Float64")
-                    .clone()
-            })
-            .collect();
+            .map(|v| column_as::<Float64Array>(b, v, &DataType::Float64))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
         for i in 0..b.num_rows() {
             let start = starts
                 .as_ref()
@@ -139,7 +120,24 @@ pub fn rows_from_batches(
             });
         }
     }
-    out
+    Ok(out)
+}
+
+/// Column `name` of `b` cast to `to`, as the array type `A` of that type.
+fn column_as<A: Array + Clone + 'static>(
+    b: &RecordBatch,
+    name: &str,
+    to: &DataType,
+) -> datafusion::error::Result<A> {
+    use datafusion::error::DataFusionError;
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Execution(format!("the output has no column `{name}`")))?;
+    let c = cast(c, to)?;
+    c.as_any()
+        .downcast_ref::<A>()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Execution(format!("column `{name}` does not read as {to}")))
 }
 
 /// The KPI NDJSON file (`--kpi-out`).

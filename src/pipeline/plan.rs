@@ -28,8 +28,17 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, EngineError> {
 pub fn check_pipelines(dir: Option<&Path>) -> Result<Vec<Planned>, EngineError> {
     let (defs, mut errors) = load(dir);
     match runtime()?.block_on(plan_all(defs)) {
-        Ok(planned) if errors.is_empty() => Ok(planned),
-        Ok(_) => Err(EngineError::Pipelines(errors)),
+        Ok(planned) => {
+            // Names are checked as the service registers them: next to the
+            // built-in metrics and each other.
+            errors.extend(crate::metrics::metric_name_problems(&planned));
+            if errors.is_empty() {
+                Ok(planned)
+            } else {
+                errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+                Err(EngineError::Pipelines(errors))
+            }
+        }
         Err(plan_errors) => {
             errors.extend(plan_errors);
             errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));

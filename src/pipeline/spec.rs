@@ -36,6 +36,8 @@ pub struct PipelineDef {
     pub window: WindowSpec,
     pub labels: Vec<String>,
     pub values: Vec<(String, ValueKind)>,
+    /// Line of the `-- values:` header (metric names are made there).
+    pub values_line: usize,
     pub help: String,
     /// The query over raw rows (or the snapshot), and its first line.
     pub sql: String,
@@ -111,8 +113,10 @@ pub fn parse(file: &Path, text: &str) -> Result<PipelineDef, Vec<PipelineError>>
                 "labels" => {
                     let ls: Vec<String> =
                         value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-                    for l in &ls {
-                        if UNBOUNDED_COLUMNS.contains(&l.as_str()) {
+                    for (n, l) in ls.iter().enumerate() {
+                        if ls[..n].contains(l) {
+                            errors.push(err(line_no, format!("label `{l}` is listed twice")));
+                        } else if UNBOUNDED_COLUMNS.contains(&l.as_str()) {
                             errors.push(err(
                                 line_no,
                                 format!("label `{l}` is unbounded (one series per trader or event); labels must come from small closed sets"),
@@ -139,6 +143,10 @@ pub fn parse(file: &Path, text: &str) -> Result<PipelineDef, Vec<PipelineError>>
                                 continue;
                             }
                         };
+                        if vs.iter().any(|(seen, _)| seen == v) {
+                            errors.push(err(line_no, format!("value `{v}` is listed twice")));
+                            continue;
+                        }
                         if !is_identifier(v) {
                             errors.push(err(line_no, format!("value `{v}` must be lower_snake_case")));
                         } else if kind == ValueKind::Counter && !v.ends_with("_total") {
@@ -227,6 +235,13 @@ pub fn parse(file: &Path, text: &str) -> Result<PipelineDef, Vec<PipelineError>>
             format!("counter `{v}` needs a tumbling window (overlapping or snapshot windows would count events twice)"),
         ));
     }
+    let labels = labels.unwrap_or_default();
+    for (v, _) in values.iter().filter(|(v, _)| labels.contains(v)) {
+        errors.push(err(
+            values_line,
+            format!("`{v}` is both a label and a value; a column can be one of them"),
+        ));
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -234,8 +249,9 @@ pub fn parse(file: &Path, text: &str) -> Result<PipelineDef, Vec<PipelineError>>
         name: stem,
         file: file.to_owned(),
         window,
-        labels: labels.unwrap_or_default(),
+        labels,
         values,
+        values_line,
         help,
         sql,
         sql_line,
@@ -263,6 +279,24 @@ mod tests {
         let errs = parse(Path::new("bad.sql"), text).unwrap_err();
         let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
         assert_eq!(lines, [2, 2, 3, 3, 4], "{errs:?}");
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_refused_with_its_line() {
+        let text = "-- window: tumble 1m\n-- labels: method, method\n-- values: n_total counter, n_total counter, method gauge\nSELECT 1\n";
+        let errs = parse(Path::new("twice.sql"), text).unwrap_err();
+        let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (2, "label `method` is listed twice"),
+                (3, "value `n_total` is listed twice"),
+                (
+                    3,
+                    "`method` is both a label and a value; a column can be one of them"
+                ),
+            ],
+        );
     }
 
     #[test]

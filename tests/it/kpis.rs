@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value;
 use veloc_pulse::event::{Body, Decoder, DepositStatus, time::DAY_MS};
 
-use crate::common::{pulse, pulse_ok, scratch};
+use crate::common::{pulse, pulse_ok, scratch, simulated};
 
 fn read_rows(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -266,6 +266,91 @@ fn check_reports_every_broken_file_with_its_line() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines"),
     ]);
     assert!(String::from_utf8_lossy(&ok.stdout).contains("13 pipelines"));
+}
+
+/// Pipeline files that once passed `pulse check` and then crashed the
+/// service: each is refused by the check with its file and line, and every
+/// command that loads it stops with that message instead of a panic.
+#[test]
+fn check_refuses_what_would_crash_the_service() {
+    let dir = scratch();
+    // (case, its files as (name, text), what every command says)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            "builtin_collision",
+            &[(
+                "series.sql",
+                "-- window: tumble 1m\n-- values: dropped_total counter\nSELECT window_start, count(*) AS dropped_total FROM deposits GROUP BY 1\n",
+            )],
+            "series.sql:2: value `dropped_total` would be exported as `pulse_kpi_series_dropped_total`, the name of a built-in metric",
+        ),
+        (
+            "pipelines_collide",
+            &[
+                (
+                    "a.sql",
+                    "-- window: tumble 1m\n-- values: b_c_total counter\nSELECT window_start, count(*) AS b_c_total FROM deposits GROUP BY 1\n",
+                ),
+                (
+                    "a_b.sql",
+                    "-- window: tumble 1m\n-- values: c_total counter\nSELECT window_start, count(*) AS c_total FROM trades GROUP BY 1\n",
+                ),
+            ],
+            "a_b.sql:2: value `c_total` would be exported as `pulse_kpi_a_b_c_total`, the metric of value `b_c_total` of pipeline `a`",
+        ),
+        (
+            "label_twice",
+            &[(
+                "twice.sql",
+                "-- window: tumble 1m\n-- labels: method, method\n-- values: n_total counter\nSELECT window_start, method, count(*) AS n_total FROM deposits GROUP BY 1, 2\n",
+            )],
+            "twice.sql:2: label `method` is listed twice",
+        ),
+        (
+            "struct_label",
+            &[(
+                "nested.sql",
+                "-- window: tumble 1m\n-- labels: m\n-- values: n_total counter\nSELECT window_start,\n       named_struct('a', method) AS m,\n       count(*) AS n_total\nFROM deposits GROUP BY 1, 2\n",
+            )],
+            "nested.sql:5: label `m` must be a string, integer, boolean or date column; the query gives Struct",
+        ),
+    ];
+    let events = simulated(dir.path(), 3, 50, 2);
+    for (case, files, expected) in cases {
+        let p = dir.path().join(case);
+        std::fs::create_dir(&p).unwrap();
+        for (name, text) in files {
+            std::fs::write(p.join(name), text).unwrap();
+        }
+        let p = p.to_str().unwrap();
+        let runs: [&[&str]; 3] = [
+            &["check", "--pipelines", p],
+            &[
+                "replay",
+                "--events",
+                events.to_str().unwrap(),
+                "--pipelines",
+                p,
+            ],
+            &[
+                "demo",
+                "--for",
+                "2s",
+                "--listen",
+                "127.0.0.1:0",
+                "--pipelines",
+                p,
+            ],
+        ];
+        for args in runs {
+            let out = pulse().args(args).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{case} {args:?}: {err}");
+            assert!(err.contains(expected), "{case} {args:?}: {err}");
+            assert!(!err.contains("panicked"), "{case} {args:?}: {err}");
+        }
+    }
 }
 
 /// Normalises a KPI row: keys sorted, no spaces (serde_json's map is sorted).
