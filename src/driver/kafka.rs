@@ -227,7 +227,9 @@ fn read_changelog(
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
         .set("fetch.max.bytes", "104857600")
-        .set("max.partition.fetch.bytes", "16777216");
+        .set("max.partition.fetch.bytes", "16777216")
+        // The end of a partition is what a restore waits for: hear it at once.
+        .set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = cc.create().map_err(|e| err(first, e.to_string()))?;
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
