@@ -222,7 +222,15 @@ struct EngineRun {
     scored: u64,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "the built-in catalogue and default rules, which every test plans and resolves"
+)]
 fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
+    #[allow(
+        clippy::expect_used,
+        reason = "the built-in catalogue and default rules, which every test plans and resolves"
+    )]
     let mut engine =
         Engine::new(EngineConfig::default(), None).expect("the built-in catalogue plans");
     let section = match stage {

@@ -42,6 +42,12 @@
 //!
 //! The `pulse` binary (`src/main.rs`, `src/cli/`) is the only place that
 //! turns errors into messages; the library returns typed errors.
+//!
+//! No data or configuration path may panic: `unwrap`, `expect` and `panic!`
+//! are refused by clippy in the library (tests excepted, see `clippy.toml`);
+//! each remaining one carries an `allow` with the reason it cannot fail.
+
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod alert;
 pub mod bench;

@@ -126,6 +126,10 @@ pub struct Metrics {
     pub risk: crate::alert::RiskMetrics,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
+)]
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     registry
@@ -134,6 +138,10 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     c
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
+)]
 fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
     registry
@@ -142,6 +150,10 @@ fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     c
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
+)]
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric definition");
     registry
@@ -153,6 +165,10 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 impl Metrics {
     /// Registers every metric; `source` labels events read (`file`,
     /// `simulator`, `kafka`).
+    #[allow(
+        clippy::expect_used,
+        reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
+    )]
     pub fn new(source: &'static str) -> Self {
         let registry = Registry::new();
         let read = counter(

@@ -290,6 +290,10 @@ pub struct AlertRules {
 }
 
 impl Default for AlertRules {
+    #[allow(
+        clippy::expect_used,
+        reason = "the built-in defaults, resolved by every test that builds rules"
+    )]
     fn default() -> Self {
         AlertsSection::default()
             .resolve()

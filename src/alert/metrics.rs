@@ -20,6 +20,10 @@ pub struct RiskMetrics {
     scores: IntCounter,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
+)]
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
     r.register(Box::new(m.clone()))
         .expect("metric registered once");
@@ -27,6 +31,10 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T
 }
 
 impl RiskMetrics {
+    #[allow(
+        clippy::expect_used,
+        reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
+    )]
     pub fn new(r: &Registry) -> Self {
         let alerts = register(
             r,

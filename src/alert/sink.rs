@@ -67,6 +67,10 @@ impl AlertOutputs {
             self.error.get_or_insert(e);
         }
         if self.topic.is_some() || self.recent.is_some() {
+            #[allow(
+                clippy::expect_used,
+                reason = "an alert is plain data (strings, numbers, maps): serialising it cannot fail"
+            )]
             let json = serde_json::to_value(&*a).expect("an alert serialises");
             if let Some((sink, topic)) = &self.topic {
                 let key = a

@@ -353,7 +353,9 @@ pub fn sync(k: &KafkaSource, core: &Arc<Mutex<Core>>) -> Result<(), KafkaError> 
     for change in changes {
         match change {
             Change::Revoked(ps) => {
-                let d = core.kafka.as_mut().expect("kafka durability");
+                let Some(d) = core.kafka.as_mut() else {
+                    return Ok(());
+                };
                 for (topic, p) in &ps {
                     let input = k.input(topic, *p);
                     if let Some(Some(x)) = core.engine.inputs.get(input) {
@@ -471,7 +473,9 @@ fn assign(
     for (topic, p) in ps {
         let input = k.input(topic, *p);
         let shard = *p as u32;
-        let d = core.kafka.as_mut().expect("kafka durability");
+        let Some(d) = core.kafka.as_mut() else {
+            return Ok(());
+        };
         if input >= d.names.len() {
             d.names.resize(input + 1, None);
         }
@@ -507,8 +511,8 @@ fn assign(
     }
     if let Some(m) = &core.sinks.metrics
         && let Ok(m) = m.lock()
+        && let Some(d) = core.kafka.as_ref()
     {
-        let d = core.kafka.as_ref().expect("kafka durability");
         m.state_restored(d.restore_seconds, d.restored_bytes);
     }
     Ok(())
@@ -612,7 +616,9 @@ pub fn commit_with(
         &|i| names.get(i).cloned().flatten().unwrap_or_default(),
         gl,
     );
-    let d = core.kafka.as_mut().expect("kafka durability");
+    let Some(d) = core.kafka.as_mut() else {
+        return Ok(());
+    };
     let mut bytes = 0u64;
     for delta in &deltas {
         bytes += delta.bytes() as u64;
@@ -656,7 +662,9 @@ pub fn commit_with(
             }
         }
     };
-    let d = core.kafka.as_mut().expect("kafka durability");
+    let Some(d) = core.kafka.as_mut() else {
+        return result;
+    };
     match result {
         Ok(()) => {
             d.closed = last;

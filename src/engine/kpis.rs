@@ -432,10 +432,12 @@ impl Kpis {
             if input.is_empty() {
                 continue;
             }
-            let combine =
-                st.p.combine
-                    .as_ref()
-                    .expect("hop pipelines have a combine stage");
+            let combine = st.p.combine.as_ref().ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(format!(
+                    "hopping pipeline {} has no combine stage",
+                    st.p.name
+                ))
+            })?;
             let batches = self.rt.block_on(combine.run(|_| input.clone()))?;
             rows.extend(rows_from_batches(
                 &st.p.name,
@@ -530,7 +532,15 @@ fn split_slices(b: &RecordBatch, slices: &mut Vec<Slice>) -> datafusion::error::
 }
 
 /// Adds `window_start` and `window_end` of tumbling windows of `size`.
+#[allow(
+    clippy::expect_used,
+    reason = "two Int64 columns of the batch's length added to its own schema"
+)]
 fn with_windows(batch: &RecordBatch, size: i64) -> RecordBatch {
+    #[allow(
+        clippy::expect_used,
+        reason = "the event tables' column 0 is `ts`, Int64, by construction (window::schema_of)"
+    )]
     let ts = batch
         .column(0)
         .as_any()

@@ -120,6 +120,10 @@ impl Interner {
     }
 
     fn push(&mut self, s: &str) -> u32 {
+        #[allow(
+            clippy::expect_used,
+            reason = "2^32 names per shard would need far more memory than any host has; ids are u32 by design"
+        )]
         let id = u32::try_from(self.names.len()).expect("fewer than 2^32 interned strings");
         self.names.push(s.into());
         self.ids.insert(s.into(), id);

@@ -47,6 +47,10 @@ pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
 }
 
 /// `ms` as an RFC 3339 string with milliseconds.
+#[allow(
+    clippy::expect_used,
+    reason = "only ASCII digits and separators are written"
+)]
 pub fn format_rfc3339_ms(ms: i64) -> String {
     let mut out = Vec::with_capacity(24);
     write_rfc3339_ms(&mut out, ms);
@@ -124,8 +128,7 @@ pub fn parse_instant_ms(s: &str) -> Result<i64, String> {
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
+            .and_time(chrono::NaiveTime::MIN)
             .and_utc()
             .timestamp_millis());
     }

@@ -43,6 +43,10 @@ pub fn traders_schema() -> SchemaRef {
 
 /// The state of every trader of `shard` as of `as_of` (state holds the
 /// events applied so far: those before `as_of`).
+#[allow(
+    clippy::expect_used,
+    reason = "columns built in schema order from the same constant schema"
+)]
 pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u32) -> RecordBatch {
     let n = traders.rows.shard(shard).len();
     let mut id = UInt32Builder::with_capacity(n);
@@ -51,6 +55,10 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
     let mut segment = StringBuilder::with_capacity(n, n * 8);
     let mut count = Int64Builder::with_capacity(n);
     let mut trades = Int64Builder::with_capacity(n);
+    #[allow(
+        clippy::expect_used,
+        reason = "a constant precision and scale within Decimal128's limits"
+    )]
     let mut sum = Decimal128Builder::with_capacity(n)
         .with_precision_and_scale(SUM_PRECISION, Money::DECIMALS)
         .expect("valid decimal type");

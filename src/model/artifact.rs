@@ -273,6 +273,10 @@ impl Model {
 
     /// The model of `models/churn-default.json`, built into the binary so
     /// that `pulse demo` scores from any folder.
+    #[allow(
+        clippy::expect_used,
+        reason = "the bundled model is built into the binary and loaded by the model tests"
+    )]
     pub fn bundled() -> Self {
         Self::from_json(BUNDLED, Path::new("models/churn-default.json"))
             .expect("the bundled model is valid (tested)")
@@ -350,6 +354,10 @@ impl Model {
 
     /// Writes the artifact as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        #[allow(
+            clippy::expect_used,
+            reason = "an artifact is plain data: serialising it cannot fail"
+        )]
         let text = serde_json::to_string_pretty(self).expect("a model serialises");
         std::fs::write(path, text + "\n").map_err(|source| ModelError::Io {
             path: path.to_owned(),

@@ -86,6 +86,10 @@ pub struct EvalConfig {
 /// The RFM baseline's rows: recency, frequency (trades + deposits over
 /// 90 days) and monetary value (log deposit amount over 90 days).
 fn rfm_rows(s: &Snapshot) -> Vec<Vec<f64>> {
+    #[allow(
+        clippy::expect_used,
+        reason = "the RFM columns are names of NUMERIC (constants)"
+    )]
     let col = |name: &str| NUMERIC.iter().position(|n| *n == name).expect("feature");
     let (trades, deposits, amount) = (
         col("trades_90d"),
@@ -136,7 +140,15 @@ pub fn evaluate(history: &History, model: &Model, cfg: EvalConfig) -> Result<Rep
         Some(cfg.horizon_ms),
         population,
     );
+    #[allow(
+        clippy::expect_used,
+        reason = "snapshots returns one snapshot per instant asked (two here)"
+    )]
     let snap = snaps.pop().expect("two snapshots");
+    #[allow(
+        clippy::expect_used,
+        reason = "snapshots returns one snapshot per instant asked (two here)"
+    )]
     let fit_snap = snaps.pop().expect("two snapshots");
     let labels = &snap.churned;
     if labels.iter().all(|&l| l) || labels.iter().all(|&l| !l) {

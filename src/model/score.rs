@@ -19,6 +19,10 @@ pub fn write_scores(
     out: &mut impl Write,
 ) -> Result<usize, std::io::Error> {
     let space = space_for(model, history);
+    #[allow(
+        clippy::expect_used,
+        reason = "snapshots returns one snapshot per instant asked (one here)"
+    )]
     let snap = snapshots(history, &space, &[at], None, Population::Everyone)
         .pop()
         .expect("one snapshot");

@@ -111,6 +111,10 @@ pub fn train(history: &History, cfg: &TrainConfig) -> Result<Model, ModelError> 
         Some(cfg.horizon_ms),
         Population::ActiveWithin(cfg.active_within_ms),
     );
+    #[allow(
+        clippy::expect_used,
+        reason = "the configuration is validated to hold at least two cutoffs"
+    )]
     let (val_snap, train_snaps) = snaps.split_last().expect("two cutoffs");
     let (mut x, y) = rows(train_snaps);
     let (mut vx, vy) = rows(std::slice::from_ref(val_snap));
@@ -156,7 +160,15 @@ pub fn train(history: &History, cfg: &TrainConfig) -> Result<Model, ModelError> 
             best = Some((i, roc + pr));
         }
     }
+    #[allow(
+        clippy::expect_used,
+        reason = "the candidate list is a non-empty constant"
+    )]
     let (chosen, _) = best.expect("two candidates");
+    #[allow(
+        clippy::expect_used,
+        reason = "the chosen index comes from the same list"
+    )]
     let (name, estimator) = candidates
         .into_iter()
         .nth(chosen)
@@ -206,6 +218,10 @@ pub fn train(history: &History, cfg: &TrainConfig) -> Result<Model, ModelError> 
     };
     // The version names the content: the same data and settings give the
     // same artifact, byte for byte.
+    #[allow(
+        clippy::expect_used,
+        reason = "a model is plain data: serialising it cannot fail"
+    )]
     let body = serde_json::to_vec(&model).expect("a model serialises");
     let day = &model.training.validation_cutoff[..10];
     model.version = format!(

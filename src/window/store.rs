@@ -83,6 +83,10 @@ impl ClosedStore {
                 out.push(b.batch.clone());
                 continue;
             }
+            #[allow(
+                clippy::expect_used,
+                reason = "the event tables' column 0 is `ts`, Int64, by construction (window::schema_of)"
+            )]
             let ts = b
                 .batch
                 .column(0)
@@ -90,6 +94,10 @@ impl ClosedStore {
                 .downcast_ref::<Int64Array>()
                 .expect("ts is Int64");
             let mask: BooleanArray = ts.iter().map(|t| t.map(|t| t >= lo && t < hi)).collect();
+            #[allow(
+                clippy::expect_used,
+                reason = "the mask is built from the batch's own column, so lengths match"
+            )]
             let f = filter_record_batch(&b.batch, &mask).expect("mask matches the batch");
             if f.num_rows() > 0 {
                 out.push(f);

@@ -104,6 +104,10 @@ enum Col {
 }
 
 impl Col {
+    #[allow(
+        clippy::expect_used,
+        reason = "decimal types come from the constant table schemas, within Decimal128's limits"
+    )]
     fn for_type(dt: &DataType) -> Self {
         match dt {
             DataType::Int64 => Col::I64(Int64Builder::new()),
@@ -137,6 +141,10 @@ struct Appender<'a> {
 }
 
 impl Appender<'_> {
+    #[allow(
+        clippy::expect_used,
+        reason = "appenders write exactly their schema's columns, in order (tests cover every table)"
+    )]
     fn next(&mut self) -> &mut Col {
         self.cols.next().expect("as many values as columns")
     }
@@ -212,6 +220,10 @@ impl TableBuilders {
 
     /// One batch per table (in `EventType` order, possibly empty) of the
     /// rows appended so far.
+    #[allow(
+        clippy::expect_used,
+        reason = "columns built from the same constant schema, in order"
+    )]
     pub fn finish(&mut self) -> Vec<RecordBatch> {
         self.rows = 0;
         (0..self.schemas.len())
