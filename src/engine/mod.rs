@@ -14,6 +14,8 @@
 mod emitted;
 mod kpis;
 mod shard;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -180,3 +180,98 @@ fn random_bytes_and_mutations_never_panic() {
         "mutations mostly break the event: {ok} ok, {bad} invalid"
     );
 }
+
+/// Properties over generated input (proptest; the case count is
+/// proptest's default, 256, unless `PROPTEST_CASES` says otherwise).
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::event::Money;
+    use crate::event::time::format_rfc3339_ms;
+
+    /// 2020-01-01T00:00:00Z up to a day before `NOW`.
+    const FROM: i64 = 1_577_836_800_000;
+
+    /// Micro-units written as the shortest decimal with at most 6 places.
+    fn decimal(micros: i64) -> String {
+        let (units, frac) = (micros / 1_000_000, micros % 1_000_000);
+        if frac == 0 {
+            units.to_string()
+        } else {
+            format!("{units}.{frac:06}")
+                .trim_end_matches('0')
+                .to_owned()
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_or_are_refused_with_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Err(e) = Decoder::default().decode(&bytes, NOW) {
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_json_object_decodes_or_is_refused_with_a_reason(
+            fields in proptest::collection::btree_map(
+                prop_oneof![
+                    Just("event_id".to_owned()), Just("type".to_owned()), Just("trader_id".to_owned()),
+                    Just("ts".to_owned()), Just("amount".to_owned()), Just("status".to_owned()),
+                    Just("method".to_owned()), Just("currency".to_owned()), "[a-z_]{1,12}",
+                ],
+                prop_oneof![
+                    any::<i64>().prop_map(serde_json::Value::from),
+                    any::<f64>().prop_map(serde_json::Value::from),
+                    "[ -~]{0,30}".prop_map(serde_json::Value::from),
+                    Just(serde_json::Value::Null),
+                    any::<bool>().prop_map(serde_json::Value::from),
+                    prop_oneof![Just("deposit"), Just("trade"), Just("login"), Just("signup")].prop_map(serde_json::Value::from),
+                ],
+                0..10,
+            ),
+        ) {
+            let bytes = serde_json::to_vec(&fields).expect("a map of JSON values");
+            if let Err(e) = Decoder::default().decode(&bytes, NOW) {
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+
+        #[test]
+        fn valid_deposits_round_trip(
+            event_id in "[A-Za-z0-9-]{1,40}",
+            trader in "[a-z0-9-]{1,24}",
+            ts in FROM..NOW - 86_400_000,
+            ts_as_text in any::<bool>(),
+            micros in 1_i64..100_000_000_000,
+            method in prop_oneof![Just("pix"), Just("card"), Just("wire"), Just("boleto")],
+            status in prop_oneof![Just("approved"), Just("failed"), Just("pending")],
+            currency in prop_oneof![Just("BRL"), Just("USD"), Just("EUR")],
+        ) {
+            let ts_field = if ts_as_text {
+                format!("\"{}\"", format_rfc3339_ms(ts))
+            } else {
+                ts.to_string()
+            };
+            let line = format!(
+                r#"{{"event_id":"{event_id}","type":"deposit","trader_id":"{trader}","ts":{ts_field},"amount":{},"currency":"{currency}","method":"{method}","status":"{status}"}}"#,
+                decimal(micros)
+            );
+            let mut d = Decoder::default();
+            let e = d.decode(line.as_bytes(), NOW);
+            prop_assert!(e.is_ok(), "{line}: {e:?}");
+            let Ok(e) = e else { unreachable!() };
+            prop_assert_eq!(e.ts, ts);
+            prop_assert_eq!(d.traders.name(e.trader), trader.as_str());
+            prop_assert_eq!(e.id_hash, d.fingerprint(&event_id));
+            let Body::Deposit(dep) = e.body else {
+                return Err(TestCaseError::fail(format!("not a deposit: {line}")));
+            };
+            prop_assert_eq!(dep.amount, Money(micros), "{}", line);
+            prop_assert_eq!(dep.status.as_str(), status);
+            prop_assert_eq!(d.symbols.name(dep.method), method);
+            prop_assert_eq!(d.symbols.name(dep.currency), currency);
+        }
+    }
+}

@@ -305,4 +305,75 @@ mod tests {
         let errs = parse(Path::new("h.sql"), text).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn names() -> impl Strategy<Value = Vec<String>> {
+            proptest::collection::btree_set("[a-z][a-z0-9_]{0,10}", 0..5).prop_map(|s| {
+                s.into_iter()
+                    .filter(|n| !UNBOUNDED_COLUMNS.contains(&n.as_str()))
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_is_refused_with_lines_inside_the_file(text in "(-- [a-z]{0,8}:[ -~]{0,30}\n|[ -~]{0,40}\n){0,8}") {
+                if let Err(errs) = parse(Path::new("p/x.sql"), &text) {
+                    let lines = text.lines().count().max(1);
+                    for e in errs {
+                        prop_assert!(!e.message.is_empty());
+                        prop_assert!(e.line <= lines + 1, "{e} in {text:?}");
+                    }
+                }
+            }
+
+            #[test]
+            fn a_valid_header_round_trips(
+                labels in names(),
+                values in names(),
+                kinds in proptest::collection::vec(any::<bool>(), 5),
+                help in "[A-Za-z0-9 ,.]{0,40}",
+            ) {
+                let values: Vec<(String, ValueKind)> = values
+                    .into_iter()
+                    .filter(|v| !labels.contains(v))
+                    .zip(kinds)
+                    .map(|(v, counter)| {
+                        if counter {
+                            (format!("{}_total", v.trim_end_matches("_total")), ValueKind::Counter)
+                        } else {
+                            (format!("{}_v", v.trim_end_matches("_total")), ValueKind::Gauge)
+                        }
+                    })
+                    .collect();
+                let mut seen = std::collections::BTreeSet::new();
+                let values: Vec<(String, ValueKind)> = values
+                    .into_iter()
+                    .filter(|(v, _)| seen.insert(v.clone()) && !labels.contains(v))
+                    .collect();
+                prop_assume!(!values.is_empty());
+                let listed: Vec<String> = values
+                    .iter()
+                    .map(|(v, k)| format!("{v} {}", if *k == ValueKind::Counter { "counter" } else { "gauge" }))
+                    .collect();
+                let text = format!(
+                    "-- window: tumble 1m\n-- labels: {}\n-- values: {}\n-- help: {help}\nSELECT 1\n",
+                    labels.join(", "),
+                    listed.join(", ")
+                );
+                let d = parse(Path::new("p/x.sql"), &text);
+                prop_assert!(d.is_ok(), "{text}: {d:?}");
+                let Ok(d) = d else { unreachable!() };
+                prop_assert_eq!(d.labels, labels);
+                prop_assert_eq!(d.values, values);
+                prop_assert_eq!(d.help, help.trim());
+                prop_assert_eq!(d.values_line, 3);
+                prop_assert_eq!(d.sql_line, 5);
+            }
+        }
+    }
 }
