@@ -166,17 +166,41 @@ impl Default for WindowsSection {
 }
 
 /// HTTP settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     /// Address of /metrics, /api/*, the live page.
     pub listen: String,
+    /// Bearer token for `/api/*` (else `PULSE_HTTP_TOKEN`; neither: open).
+    pub token: Option<String>,
+    /// `/metrics` needs the token too.
+    pub protect_metrics: bool,
+}
+
+impl std::fmt::Debug for HttpSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself.
+        f.debug_struct("HttpSection")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("protect_metrics", &self.protect_metrics)
+            .finish()
+    }
+}
+
+impl HttpSection {
+    /// The access rules these settings (and the environment) give.
+    pub fn access(&self) -> Result<crate::http::Access, String> {
+        crate::http::Access::resolve(self.token.as_deref(), self.protect_metrics)
+    }
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9464".into(),
+            token: None,
+            protect_metrics: false,
         }
     }
 }
@@ -282,6 +306,9 @@ impl Config {
                 "http.listen: {:?} is not an address like 127.0.0.1:9464",
                 self.http.listen
             ));
+        }
+        if let Err(e) = self.http.access() {
+            problems.push(e);
         }
         if self.kafka.brokers.trim().is_empty() {
             problems.push("kafka.brokers: empty; expected host:port[,host:port]".into());

@@ -11,7 +11,7 @@ use anyhow::Context;
 use veloc_pulse::alert::AlertRules;
 use veloc_pulse::driver::{self, Control, Core, SimSource, Sinks, Source};
 use veloc_pulse::event::time::DAY_MS;
-use veloc_pulse::http::{AppState, serve};
+use veloc_pulse::http::{Access, AppState, serve};
 use veloc_pulse::metrics::Metrics;
 use veloc_pulse::sim::SimConfig;
 
@@ -51,7 +51,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // The engine runs its queries on a runtime of its own, in the pipeline
     // thread; it is built before entering the HTTP runtime.
     let mut engine = a.engine.build(true)?;
-    let state = AppState::new(Metrics::new("simulator"));
+    // The demo has no configuration file: a token comes from PULSE_HTTP_TOKEN.
+    let access = Access::resolve(None, false).map_err(anyhow::Error::msg)?;
+    let state = AppState::new(Metrics::new("simulator")).with_access(access);
     engine.attach_metrics(state.metrics.clone())?;
     let model = match a.risk.model.clone() {
         Some(path) => ModelSource::File {

@@ -116,7 +116,8 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
     let dir = pipelines_dir(config.pipelines.dir.clone());
     let mut engine =
         Engine::new(engine_config, dir.as_deref()).context("cannot start the pipelines")?;
-    let state = AppState::new(Metrics::new("kafka"));
+    let access = config.http.access().map_err(anyhow::Error::msg)?;
+    let state = AppState::new(Metrics::new("kafka")).with_access(access);
     engine.attach_metrics(state.metrics.clone())?;
     let rules = config
         .alerts

@@ -14,6 +14,7 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use super::access::{Access, require_token};
 use crate::alert::RECENT_ALERTS;
 use crate::metrics::Metrics;
 use crate::pipeline::{KpiBoard, SharedBoard, Summary};
@@ -57,6 +58,8 @@ pub struct AppState {
     pub status: Arc<Mutex<LiveStatus>>,
     /// The latest alerts emitted (newest last), for `/api/alerts`.
     pub alerts: Arc<Mutex<VecDeque<serde_json::Value>>>,
+    /// Who may read `/api/*` and `/metrics`.
+    pub access: Access,
     started: Instant,
 }
 
@@ -74,24 +77,41 @@ impl AppState {
             board: Arc::new(Mutex::new(KpiBoard::default())),
             status: Arc::new(Mutex::new(LiveStatus::default())),
             alerts: Arc::new(Mutex::new(VecDeque::new())),
+            access: Access::open(),
             started: Instant::now(),
         }
+    }
+
+    /// The same state behind `access`.
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
     }
 }
 
 /// The live page, embedded so the binary needs no files beside it.
 const PAGE: &str = include_str!("page/index.html");
 
-/// The routes of the service.
+/// The routes of the service; `/api/*` (and `/metrics` when asked) behind
+/// the bearer token of [`Access`], when one is set.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+    let access = state.access.clone();
+    let guard = || axum::middleware::from_fn_with_state(access.clone(), require_token);
+    let api = Router::new()
         .route("/api/kpis", get(kpis))
         .route("/api/status", get(status))
         .route("/api/alerts", get(alerts))
+        .route_layer(guard());
+    let mut scrape = Router::new().route("/metrics", get(metrics));
+    if access.metrics {
+        scrape = scrape.route_layer(guard());
+    }
+    Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(api)
+        .merge(scrape)
         .with_state(state)
 }
 

@@ -87,8 +87,14 @@ impl Drop for Running {
 /// Starts `pulse ARGS` with `--listen 127.0.0.1:0` and waits for the line
 /// that names the address it serves on.
 pub fn spawn_serving(args: &[&str]) -> Running {
+    spawn_serving_with(args, &[])
+}
+
+/// As [`spawn_serving`], with environment variables set.
+pub fn spawn_serving_with(args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut child = pulse()
         .args(args)
+        .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -117,11 +123,20 @@ pub fn spawn_serving(args: &[&str]) -> Running {
 
 /// A plain HTTP/1.1 GET; returns (status, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_with(addr, path, &[])
+}
+
+/// As [`http_get`], with extra request headers.
+pub fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();

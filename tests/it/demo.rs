@@ -4,7 +4,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{http_get, metric_sum, require_program, spawn_serving};
+use crate::common::{
+    http_get, http_get_with, metric_sum, require_program, spawn_serving, spawn_serving_with,
+};
 
 #[test]
 fn demo_serves_growing_metrics_that_promtool_accepts() {
@@ -100,6 +102,64 @@ fn demo_stops_by_itself_after_its_duration() {
     let status =
         wait_exit(&mut demo.child, Duration::from_secs(20)).expect("demo exits after --for");
     assert!(status.success());
+}
+
+/// With `PULSE_HTTP_TOKEN` set, `/api/*` answers only with the token;
+/// the probes, the page and (by default) `/metrics` stay open.
+#[test]
+fn a_token_guards_the_api() {
+    const TOKEN: &str = "demo-token-0123456789";
+    let demo = spawn_serving_with(
+        &["demo", "--for", "30s", "--rate", "1000", "--traders", "100"],
+        &[("PULSE_HTTP_TOKEN", TOKEN)],
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    for path in ["/api/status", "/api/kpis", "/api/alerts"] {
+        assert_eq!(http_get(&demo.addr, path).0, 401, "{path} without a token");
+        let wrong = http_get_with(
+            &demo.addr,
+            path,
+            &[("Authorization", "Bearer demo-token-0123456780")],
+        );
+        assert_eq!(wrong.0, 401, "{path} with a wrong token");
+        assert!(!wrong.1.contains(TOKEN));
+        let (code, body) = http_get_with(&demo.addr, path, &[("Authorization", &bearer)]);
+        assert_eq!(code, 200, "{path} with the token: {body}");
+        assert!(!body.contains(TOKEN), "{path} shows the token");
+    }
+    for path in ["/healthz", "/", "/metrics"] {
+        assert_eq!(http_get(&demo.addr, path).0, 200, "{path} stays open");
+    }
+}
+
+/// `[http] protect_metrics`: `/metrics` needs the token as well.
+#[test]
+fn protected_metrics_need_the_token() {
+    use veloc_pulse::http::{Access, AppState, serve};
+    use veloc_pulse::metrics::Metrics;
+    const TOKEN: &str = "scrape-token-0123456789";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let access = Access::resolve(Some(TOKEN), true).unwrap();
+    let state = AppState::new(Metrics::new("test")).with_access(access);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    assert_eq!(http_get(&addr, "/metrics").0, 401);
+    let (code, body) = http_get_with(
+        &addr,
+        "/metrics",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    );
+    assert_eq!(code, 200);
+    assert!(body.contains("pulse_events_read_total"), "{body}");
+    assert_eq!(http_get(&addr, "/healthz").0, 200);
+    stop.send(()).unwrap();
+    rt.block_on(server).unwrap().unwrap();
 }
 
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
