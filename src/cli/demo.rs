@@ -121,6 +121,7 @@ async fn async_main(a: Args, core: Core, state: AppState) -> anyhow::Result<()> 
                     &Control {
                         stop: &stop,
                         exit_when_idle: None,
+                        progress: None,
                     },
                 )
                 .map(|_| ())

@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod demo;
 mod model;
+mod progress;
 mod replay;
 mod risk;
 mod run;
@@ -25,6 +26,9 @@ use veloc_pulse::window::WindowConfig;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// No progress bars (they are drawn on stderr only when it is a terminal).
+    #[arg(long, short, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +54,7 @@ enum Command {
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Simulate(a) => simulate::run(a),
         Command::Replay(a) => replay::run(a),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{duration_arg, instant_arg};
+use super::{duration_arg, instant_arg, progress};
 use veloc_pulse::event::time::{DAY_MS, format_rfc3339_ms};
 use veloc_pulse::model::{
     Bands, EvalConfig, History, Model, TrainConfig, evaluate, model_card, train, write_scores,
@@ -69,7 +69,13 @@ fn bands_arg(s: &str) -> Result<Bands, String> {
 }
 
 fn load_history(path: &std::path::Path) -> anyhow::Result<History> {
-    let h = History::load(path)?;
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let bar = progress::bytes("read", size);
+    let h = History::load_with_progress(path, &mut |bytes, events| {
+        bar.set_position(bytes);
+        progress::events(&bar, events);
+    })?;
+    bar.finish_and_clear();
     eprintln!(
         "{}: {} events from {} to {} ({} lines skipped as invalid or duplicate)",
         path.display(),
@@ -92,7 +98,10 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.bands = a.bands;
     cfg.forest.trees = a.trees.max(1);
     cfg.forest.seed = a.seed;
-    let model = train(&history, &cfg)?;
+    let bar = progress::phase("training: features at each cutoff, candidates, calibration");
+    let model = train(&history, &cfg);
+    bar.finish_and_clear();
+    let model = model?;
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -160,6 +169,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
             a.horizon as f64 / DAY_MS as f64
         );
     }
+    let bar = progress::phase("evaluating: features, model and baselines");
     let report = evaluate(
         &history,
         &model,
@@ -170,7 +180,9 @@ pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
                 .active_within
                 .unwrap_or((model.training.active_within_days * DAY_MS as f64).round() as i64),
         },
-    )?;
+    );
+    bar.finish_and_clear();
+    let report = report?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -199,6 +211,7 @@ pub struct ScoreArgs {
 pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
     let model = Model::load(&a.model)?;
     let history = load_history(&a.events)?;
+    let bar = progress::phase("scoring");
     let n = if a.out.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut w = BufWriter::new(stdout.lock());
@@ -211,9 +224,11 @@ pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
         let n = write_scores(&history, &model, a.at, &mut w)
             .with_context(|| format!("writing {}", a.out.display()))?;
         w.flush()?;
+        bar.finish_and_clear();
         eprintln!("wrote {n} scores to {}", a.out.display());
         n
     };
+    bar.finish_and_clear();
     if n == 0 {
         eprintln!(
             "note: no trader had an event before {}",

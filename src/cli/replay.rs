@@ -12,8 +12,8 @@ use veloc_pulse::driver::{self, Control, Core, FileSource, RecordSink, Sinks, So
 use veloc_pulse::event::time::DAY_MS;
 use veloc_pulse::pipeline::KpiSink;
 
-use super::EngineArgs;
 use super::risk::{ModelSource, RiskArgs, alerts_file, attach_risk};
+use super::{EngineArgs, progress};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -86,15 +86,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     sinks.late = RecordSink::file_later(&late_path);
     let core = Arc::new(Mutex::new(Core::new(engine, sinks)));
     let stop = AtomicBool::new(false);
+    let size = std::fs::metadata(&a.events).map_or(0, |m| m.len());
+    let bar = progress::bytes("replay", size);
     let report = driver::run(
         &mut source,
         &core,
         &Control {
             stop: &stop,
             exit_when_idle: None,
+            progress: Some(&|messages, bytes| {
+                bar.set_position(bytes);
+                progress::events(&bar, messages);
+            }),
         },
     )
     .with_context(|| format!("replay of {} failed", a.events.display()))?;
+    bar.finish_and_clear();
     let bytes = match &source {
         Source::File(f) => f.bytes,
         _ => 0,

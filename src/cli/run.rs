@@ -277,6 +277,8 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
             exit_when_idle: a
                 .exit_when_idle
                 .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            // A service logs; consumer lag is its progress.
+            progress: None,
         },
     );
     // Leave the group (the revocation hook commits nothing new) before

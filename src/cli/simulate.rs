@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use veloc_pulse::event::time::DAY_MS;
 use veloc_pulse::sim::{SimConfig, Simulator};
 
-use super::{duration_arg, instant_arg};
+use super::{duration_arg, instant_arg, progress};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -94,7 +94,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut day = Vec::new();
     let mut buf = Vec::with_capacity(1 << 20);
     let mut written = 0u64;
+    let bar = progress::steps("simulate", u64::from(days), "days");
     while sim.next_day(&mut day) {
+        bar.inc(1);
+        progress::events(&bar, written);
         for e in &day {
             sim.write_json(e, &mut buf);
             written += 1;
@@ -116,13 +119,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     out.write_all(&buf).context("cannot write events")?;
     out.flush().context("cannot write events")?;
+    bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    if let Some(path) = a.truth {
-        let f = File::create(&path)
-            .with_context(|| format!("cannot create truth file {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(f), &sim.truth())
-            .with_context(|| format!("cannot write truth file {}", path.display()))?;
-    }
+    write_truth(&sim, a.truth.as_deref())?;
     eprintln!(
         "simulated {written} events for {} traders over {days} days in {secs:.2}s ({:.0} events/s)",
         a.traders,
@@ -149,13 +148,17 @@ fn to_kafka(
     rate: Option<f64>,
     truth: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    let days = config.days;
     let sink = veloc_pulse::sink::KafkaSink::new(brokers, &Default::default(), None)?;
     let started = Instant::now();
     let mut sim = Simulator::new(config);
     let mut day = Vec::new();
     let mut line = Vec::with_capacity(512);
     let mut written = 0u64;
+    let bar = progress::steps("produce", u64::from(days), "days");
     while sim.next_day(&mut day) {
+        bar.inc(1);
+        progress::events(&bar, written);
         for e in &day {
             line.clear();
             sim.write_json(e, &mut line);
@@ -177,6 +180,7 @@ fn to_kafka(
         }
         day.clear();
     }
+    bar.finish_and_clear();
     sink.flush(Duration::from_secs(120))?;
     anyhow::ensure!(
         sink.errors() == 0,

@@ -59,6 +59,8 @@ pub struct Control<'a> {
     pub stop: &'a AtomicBool,
     /// Stop once caught up and quiet this long (tests, backfills).
     pub exit_when_idle: Option<Duration>,
+    /// Hears (messages, bytes read) at every release of a file source.
+    pub progress: Option<&'a dyn Fn(u64, u64)>,
 }
 
 /// What a run did.
@@ -149,6 +151,9 @@ pub fn run(
         };
         if due {
             g.tick();
+            if let (Some(p), Source::File(f)) = (ctl.progress, &*source) {
+                p(messages, f.bytes);
+            }
             since_tick = 0;
             last_tick = Instant::now();
             if let Source::Kafka(k) = &*source {

@@ -29,6 +29,15 @@ impl History {
     /// Reads an NDJSON history. Bad lines are counted and skipped (the
     /// replay command reports them one by one).
     pub fn load(path: &Path) -> Result<Self, ModelError> {
+        Self::load_with_progress(path, &mut |_, _| {})
+    }
+
+    /// As [`History::load`]; `progress` hears (bytes read, events kept)
+    /// every 65,536 lines.
+    pub fn load_with_progress(
+        path: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self, ModelError> {
         let io = |source| ModelError::Io {
             path: path.to_owned(),
             source,
@@ -43,15 +52,27 @@ impl History {
         let now_ms = i64::MAX / 2;
         let mut events = Vec::new();
         let mut skipped = 0;
+        let (mut bytes, mut lines) = (0u64, 0u64);
         while let Some((_, line)) = reader.next_line().map_err(io)? {
+            lines += 1;
+            if lines % 65_536 == 0 {
+                progress(bytes, events.len() as u64);
+            }
             match line {
-                Line::Text(text) => match ingest.decode(text, now_ms, None, 0) {
-                    Ok(e) if !dedup.is_duplicate(e.id_hash, e.ts) => events.push(e),
-                    _ => skipped += 1,
-                },
-                Line::TooLong { .. } => skipped += 1,
+                Line::Text(text) => {
+                    bytes += text.len() as u64 + 1;
+                    match ingest.decode(text, now_ms, None, 0) {
+                        Ok(e) if !dedup.is_duplicate(e.id_hash, e.ts) => events.push(e),
+                        _ => skipped += 1,
+                    }
+                }
+                Line::TooLong { len, .. } => {
+                    bytes += len as u64 + 1;
+                    skipped += 1;
+                }
             }
         }
+        progress(bytes, events.len() as u64);
         if events.is_empty() {
             return Err(ModelError::NoEvents(path.to_owned()));
         }

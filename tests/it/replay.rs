@@ -143,3 +143,44 @@ fn missing_input_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A progress bar (bytes, events, events/s, ETA) on a terminal only: under
+/// a pseudo-terminal (`script`) it is drawn; with `--quiet`, or with stderr
+/// a pipe, nothing of it appears.
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let script = crate::common::require_program("script", "bsdutils");
+    let dir = scratch();
+    // Long enough that the bar ticks at least once (every 200 ms).
+    let events = simulated(dir.path(), 11, 20_000, 120);
+    let pulse_bin = env!("CARGO_BIN_EXE_pulse");
+    let replay = |quiet: &str| {
+        let cmd = format!(
+            "{pulse_bin} {quiet} replay --events {} --dlq {}",
+            events.display(),
+            dir.path().join("d.ndjson").display()
+        );
+        let out = std::process::Command::new(&script)
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .expect("script runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let drawn = replay("");
+    assert!(
+        drawn.contains("replay [") && drawn.contains("events, ") && drawn.contains("ETA"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("replayed "), "the summary follows: {drawn}");
+    let quiet = replay("--quiet");
+    assert!(!quiet.contains("replay ["), "{quiet}");
+    let piped = pulse_ok(&[
+        "replay",
+        "--events",
+        events.to_str().unwrap(),
+        "--dlq",
+        dir.path().join("d.ndjson").to_str().unwrap(),
+    ]);
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("replay ["));
+}
