@@ -57,6 +57,10 @@ pub struct StateSection {
     /// How long a Kafka transaction may stay open; the broker aborts one
     /// left open by a crashed instance after this long.
     pub transaction_timeout: String,
+    /// Traders tracked per input partition (memory bound): an event of a
+    /// new trader beyond it is dead-lettered with reason `state_full`.
+    /// Unset: the id space, 16,777,216 per partition.
+    pub max_traders_per_partition: Option<u32>,
 }
 
 impl Default for StateSection {
@@ -66,6 +70,7 @@ impl Default for StateSection {
             replication: 1,
             commit_every: "1s".into(),
             transaction_timeout: "30s".into(),
+            max_traders_per_partition: None,
         }
     }
 }
@@ -307,6 +312,14 @@ impl Config {
                 self.http.listen
             ));
         }
+        if let Some(cap) = self.state.max_traders_per_partition
+            && !(1..=crate::event::MAX_TRADERS_PER_SHARD).contains(&cap)
+        {
+            problems.push(format!(
+                "state.max_traders_per_partition: {cap}; expected 1 to {}",
+                crate::event::MAX_TRADERS_PER_SHARD
+            ));
+        }
         if let Err(e) = self.http.access() {
             problems.push(e);
         }
@@ -404,6 +417,15 @@ impl Config {
     }
 
     /// The window settings (validated).
+    /// Decoding and de-duplication settings (the trader cap).
+    pub fn ingest_config(&self) -> crate::pipeline::IngestConfig {
+        let mut c = crate::pipeline::IngestConfig::default();
+        if let Some(cap) = self.state.max_traders_per_partition {
+            c.decode.max_traders_per_partition = cap;
+        }
+        c
+    }
+
     pub fn window_config(&self) -> WindowConfig {
         let d = |s: &str, fallback: i64| parse_duration_ms(s).unwrap_or(fallback);
         let defaults = WindowConfig::default();

@@ -101,6 +101,11 @@ pub struct EngineArgs {
     /// change (every window and every snapshot boundary is emitted).
     #[arg(long, value_parser = duration_arg, default_value = "7d")]
     emit_every: i64,
+    /// Traders tracked per partition (a file is one partition); events of
+    /// new traders beyond it are dead-lettered with reason `state_full`
+    /// [default: 16777216, the id space].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    max_traders_per_partition: Option<u32>,
 }
 
 impl EngineArgs {
@@ -112,11 +117,14 @@ impl EngineArgs {
             emit_every_ms: self.emit_every.max(1),
             ..WindowConfig::default()
         };
-        let config = EngineConfig {
+        let mut config = EngineConfig {
             windows,
             live,
             ..EngineConfig::default()
         };
+        if let Some(cap) = self.max_traders_per_partition {
+            config.ingest.decode.max_traders_per_partition = cap;
+        }
         let dir = pipelines_dir(self.pipelines.clone());
         Engine::new(config, dir.as_deref()).context("cannot start the pipelines")
     }

@@ -146,6 +146,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "pipelines": pipelines,
             "seconds": secs,
             "events_per_s": s.read as f64 / secs,
+            "peak_rss_bytes": peak_rss_bytes(),
             "alerts": alerts,
             "alerts_per_1000_traders_per_day": rates,
             "alert_duplicates_dropped": engine.risk.duplicates.iter().sum::<u64>(),
@@ -199,10 +200,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     println!(
-        "  {:.2}s, {:.0} events/s, {:.1} MB/s",
+        "  {:.2}s, {:.0} events/s, {:.1} MB/s{}",
         secs,
         s.read as f64 / secs,
-        bytes as f64 / secs / 1e6
+        bytes as f64 / secs / 1e6,
+        peak_rss_bytes().map_or(String::new(), |b| format!(
+            ", peak RSS {:.0} MiB",
+            b as f64 / (1 << 20) as f64
+        ))
     );
     Ok(())
+}
+
+/// The process's peak resident set (Linux: `VmHWM` of /proc/self/status).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

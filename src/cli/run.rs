@@ -109,9 +109,9 @@ fn duration(text: &str, fallback_ms: i64) -> Duration {
 pub fn run(mut a: Args) -> anyhow::Result<()> {
     let config = load_config(&mut a)?;
     let engine_config = EngineConfig {
+        ingest: config.ingest_config(),
         windows: config.window_config(),
         live: true,
-        ..EngineConfig::default()
     };
     let dir = pipelines_dir(config.pipelines.dir.clone());
     let mut engine =

@@ -27,6 +27,11 @@ pub struct DecodeConfig {
     pub max_id_len: usize,
     /// Distinct values kept per small-set field before new ones map to `~other`.
     pub max_symbols: usize,
+    /// Traders tracked per partition: an event of a new trader beyond it
+    /// is refused with reason `state_full` (memory bound; per partition, so
+    /// which events are refused does not depend on how partitions are
+    /// spread over instances).
+    pub max_traders_per_partition: u32,
 }
 
 impl Default for DecodeConfig {
@@ -38,6 +43,7 @@ impl Default for DecodeConfig {
             max_amount: 1e12,
             max_id_len: 128,
             max_symbols: 4096,
+            max_traders_per_partition: MAX_TRADERS_PER_SHARD,
         }
     }
 }
@@ -220,11 +226,14 @@ impl Decoder {
             }),
         };
         // Interned last, so that an invalid event never creates a trader.
-        let Some(trader) = self.traders.intern(shard, trader_text) else {
-            return Err(Invalid::bad_value(
-                "trader_id",
+        let cap = self.config.max_traders_per_partition;
+        let Some(trader) = self.traders.intern(shard, trader_text, cap) else {
+            return Err(Invalid::new(
+                Reason::StateFull,
+                Some("trader_id"),
                 format!(
-                    "partition {shard} already holds {MAX_TRADERS_PER_SHARD} traders; spread the traders over more partitions"
+                    "partition {shard} already tracks {} traders, the limit (state.max_traders_per_partition); a new trader is refused until the limit is raised or traders are spread over more partitions",
+                    cap.min(MAX_TRADERS_PER_SHARD)
                 ),
             ));
         };

@@ -167,9 +167,10 @@ pub struct ShardedNames {
 
 impl ShardedNames {
     /// The id of trader `name` in `shard`, adding it when new; `None` when
-    /// the shard is full.
+    /// the shard holds `cap` traders already (at most
+    /// [`MAX_TRADERS_PER_SHARD`], the id space).
     #[inline]
-    pub fn intern(&mut self, shard: u32, name: &str) -> Option<TraderId> {
+    pub fn intern(&mut self, shard: u32, name: &str, cap: u32) -> Option<TraderId> {
         let s = shard as usize;
         if s >= self.shards.len() {
             self.shards.resize_with(s + 1, Interner::new);
@@ -178,7 +179,7 @@ impl ShardedNames {
         if let Some(local) = names.get(name) {
             return Some(trader_id(shard, local));
         }
-        if names.len() >= MAX_TRADERS_PER_SHARD as usize {
+        if names.len() >= cap.min(MAX_TRADERS_PER_SHARD) as usize {
             return None;
         }
         Some(trader_id(shard, names.intern(name)))
@@ -235,12 +236,28 @@ mod tests {
     #[test]
     fn trader_ids_carry_their_shard() {
         let mut n = ShardedNames::default();
-        let a = n.intern(3, "a").unwrap();
-        let b = n.intern(0, "a").unwrap();
+        let a = n.intern(3, "a", MAX_TRADERS_PER_SHARD).unwrap();
+        let b = n.intern(0, "a", MAX_TRADERS_PER_SHARD).unwrap();
         assert_ne!(a, b);
         assert_eq!((shard_of(a), local_of(a)), (3, 0));
         assert_eq!(n.name(a), "a");
-        assert_eq!(n.intern(3, "b"), Some(trader_id(3, 1)));
+        assert_eq!(
+            n.intern(3, "b", MAX_TRADERS_PER_SHARD),
+            Some(trader_id(3, 1))
+        );
+    }
+
+    #[test]
+    fn a_full_partition_refuses_new_traders_only() {
+        let mut n = ShardedNames::default();
+        assert!(n.intern(0, "a", 2).is_some() && n.intern(0, "b", 2).is_some());
+        assert_eq!(n.intern(0, "c", 2), None, "a third trader is one too many");
+        assert_eq!(
+            n.intern(0, "a", 2),
+            Some(trader_id(0, 0)),
+            "known ones go on"
+        );
+        assert!(n.intern(1, "c", 2).is_some(), "the limit is per partition");
     }
 
     #[test]

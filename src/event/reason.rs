@@ -20,6 +20,7 @@ closed_enum!(
         UnknownType = "unknown_type",
         BadTimestamp = "bad_timestamp",
         FutureTimestamp = "future_timestamp",
+        StateFull = "state_full",
     }
 );
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::event::{EventType, Reason};
 
 const TYPES: usize = 6;
-const REASONS: usize = 11;
+const REASONS: usize = Reason::ALL.len();
 
 /// Event accounting, kept in plain integers on the hot path and published to
 /// Prometheus in batches.

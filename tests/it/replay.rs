@@ -164,7 +164,11 @@ fn progress_is_drawn_on_a_terminal_only() {
             .args(["-qec", &cmd, "/dev/null"])
             .output()
             .expect("script runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let drawn = replay("");
@@ -183,4 +187,83 @@ fn progress_is_drawn_on_a_terminal_only() {
         dir.path().join("d.ndjson").to_str().unwrap(),
     ]);
     assert!(!String::from_utf8_lossy(&piped.stderr).contains("replay ["));
+}
+
+/// A flood of new trader ids (10x the traders of the history) against
+/// `--max-traders-per-partition`: every event of a trader beyond the cap is
+/// dead-lettered with reason `state_full` (none lost, the accounting adds
+/// up), known traders go on, and the peak RSS stays where the history
+/// alone puts it; without the cap the same flood visibly grows it.
+#[test]
+fn a_flood_of_new_trader_ids_is_bounded_and_dead_lettered() {
+    let dir = scratch();
+    let base = simulated(dir.path(), 5, 5_000, 30);
+    let flood = dir.path().join("flood.ndjson");
+    let mut text = std::fs::read_to_string(&base).unwrap();
+    // After the history's last event (2026-01-31), four logins each.
+    let t0 = 1_769_904_000_000_i64; // 2026-02-01T00:00:00Z
+    let (new_ids, per_id) = (50_000, 4);
+    for i in 0..new_ids {
+        for k in 0..per_id {
+            let ts = t0 + 10 * (i * per_id + k);
+            text.push_str(&format!(
+                r#"{{"event_id":"flood-{i}-{k}","type":"login","trader_id":"flood-{i}","ts":{ts},"success":true,"device_id":"d{i}","country":"BR","platform":"web"}}"#
+            ));
+            text.push('\n');
+        }
+    }
+    std::fs::write(&flood, text).unwrap();
+    let replay = |events: &std::path::Path, cap: Option<&str>| -> serde_json::Value {
+        let dlq = dir.path().join("flood.dlq.ndjson");
+        let mut args = vec![
+            "replay",
+            "--json",
+            "--events",
+            events.to_str().unwrap(),
+            "--dlq",
+            dlq.to_str().unwrap(),
+        ];
+        if let Some(cap) = cap {
+            args.extend(["--max-traders-per-partition", cap]);
+        }
+        let out = pulse_ok(&args);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let peak = |v: &serde_json::Value| v["peak_rss_bytes"].as_f64().unwrap() / (1 << 20) as f64;
+    let alone = replay(&base, None);
+    let capped = replay(&flood, Some("6000"));
+    let base_traders = alone["traders"].as_i64().unwrap();
+    let room = 6_000 - base_traders;
+    assert!(
+        room > 0 && room < new_ids,
+        "{base_traders} traders in the history"
+    );
+    let refused = (new_ids - room) * per_id;
+    let s = &capped["summary"];
+    assert_eq!(s["invalid_by_reason"]["state_full"].as_i64(), Some(refused));
+    assert_eq!(capped["traders"].as_i64(), Some(6_000));
+    assert_eq!(capped["dead_letters"].as_i64(), Some(refused));
+    let n = |k: &str| s[k].as_i64().unwrap();
+    assert_eq!(
+        n("read"),
+        n("valid") + n("invalid") + n("duplicate") + n("late"),
+        "no event lost: {s}"
+    );
+    let dead = std::fs::read_to_string(dir.path().join("flood.dlq.ndjson")).unwrap();
+    assert_eq!(
+        dead.lines()
+            .filter(|l| l.contains("\"state_full\""))
+            .count() as i64,
+        refused
+    );
+    let uncapped = replay(&flood, None);
+    let (a, c, u) = (peak(&alone), peak(&capped), peak(&uncapped));
+    assert!(
+        c <= a + 8.0,
+        "capped flood: peak {c:.1} MiB, history alone {a:.1} MiB"
+    );
+    assert!(
+        u >= a + 25.0,
+        "uncapped flood: peak {u:.1} MiB, history alone {a:.1} MiB"
+    );
 }
