@@ -61,6 +61,9 @@ pub struct StateSection {
     /// new trader beyond it is dead-lettered with reason `state_full`.
     /// Unset: the id space, 16,777,216 per partition.
     pub max_traders_per_partition: Option<u32>,
+    /// Local cache of the changelog: a restart on the same machine reads
+    /// it, then the changelog only after it. Unset: no cache.
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for StateSection {
@@ -71,6 +74,7 @@ impl Default for StateSection {
             commit_every: "1s".into(),
             transaction_timeout: "30s".into(),
             max_traders_per_partition: None,
+            dir: None,
         }
     }
 }
@@ -268,6 +272,11 @@ impl Config {
             && model.is_relative()
         {
             c.model.path = Some(base.join(model));
+        }
+        if let Some(dir) = &c.state.dir
+            && dir.is_relative()
+        {
+            c.state.dir = Some(base.join(dir));
         }
         c.validate().map_err(|problems| ConfigError::Invalid {
             path: path.to_owned(),

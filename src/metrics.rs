@@ -120,6 +120,7 @@ pub struct Metrics {
     restore_seconds: Gauge,
     restore_lag: IntGauge,
     restored_bytes: IntCounter,
+    cached_bytes: IntCounter,
     checkpoint_bytes: IntCounter,
     commit_seconds: Histogram,
     /// Churn model and alert metrics.
@@ -331,6 +332,11 @@ impl Metrics {
             "pulse_state_restored_bytes_total",
             "Bytes of checkpoint records read back on restores.",
         );
+        let cached_bytes = plain_counter(
+            &registry,
+            "pulse_state_cache_read_bytes_total",
+            "Bytes of state read from the local cache ([state] dir) on restores.",
+        );
         let checkpoint_bytes = plain_counter(
             &registry,
             "pulse_state_checkpoint_bytes_total",
@@ -353,6 +359,7 @@ impl Metrics {
             restore_seconds,
             restore_lag,
             restored_bytes,
+            cached_bytes,
             checkpoint_bytes,
             commit_seconds,
             risk: crate::alert::RiskMetrics::new(&registry),
@@ -607,10 +614,12 @@ impl Metrics {
         self.restore_lag.set(records);
     }
 
-    pub fn state_restored(&self, seconds: f64, total_bytes: u64) {
+    pub fn state_restored(&self, seconds: f64, total_bytes: u64, cached_bytes: u64) {
         self.restore_seconds.set(seconds);
         let c = &self.restored_bytes;
         c.inc_by(total_bytes.saturating_sub(c.get()));
+        let c = &self.cached_bytes;
+        c.inc_by(cached_bytes.saturating_sub(c.get()));
     }
 
     /// Records a commit: checkpoint bytes written and its duration.

@@ -202,6 +202,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         delivery,
         commit_every: duration(&config.state.commit_every, 1_000),
         timeout,
+        cache_dir: config.state.dir.clone(),
     };
     let durability = KafkaDurability::new(settings, producer.clone(), partitions)
         .context("cannot set up the state changelog")?;
@@ -295,7 +296,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
     let s = g.engine.ingest.stats.summary();
     let d = g.kafka.as_ref();
     println!(
-        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows, {} alerts; {} commits, {} checkpoint bytes, longest commit {:.0} ms, restore {:.2}s, restored {} bytes",
+        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows, {} alerts; {} commits, {} checkpoint bytes, longest commit {:.0} ms, restore {:.2}s, restored {} bytes (and {} from the local cache)",
         report.stopped_by.as_str(),
         s.read,
         s.valid,
@@ -312,6 +313,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         d.map_or(0.0, |d| d.longest_commit.as_secs_f64() * 1000.0),
         d.map_or(0.0, |d| d.restore_seconds),
         d.map_or(0, |d| d.restored_bytes),
+        d.map_or(0, |d| d.cached_bytes),
     );
     Ok(())
 }

@@ -25,7 +25,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::core::Core;
 use crate::sink::{KafkaSink, SinkError, client_config};
 use crate::source::{Change, KafkaSource, TopicPartition};
-use crate::state::{Global, InputMeta, Record, RestoreError, checkpoint_shards, restore_shard};
+use crate::state::{
+    Cached, Global, InputMeta, LocalCache, Record, RestoreError, checkpoint_shards, restore_shard,
+};
 
 /// Failures of the Kafka side that stop the service.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,8 @@ pub struct StateSettings {
     pub commit_every: Duration,
     /// How long a commit step may wait for the broker.
     pub timeout: Duration,
+    /// `[state] dir`: the local cache of the changelog.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Kafka state of the core: shared with the revocation callback.
@@ -82,6 +86,10 @@ pub struct KafkaDurability {
     pub settings: StateSettings,
     /// The producer of every output (transactional under exactly-once).
     pub producer: KafkaSink,
+    /// The local cache of the changelog, when `[state] dir` is set.
+    cache: Option<LocalCache>,
+    /// Bytes of state read from the local cache on restores.
+    pub cached_bytes: u64,
     /// Topic-partition of each engine input.
     pub names: Vec<Option<TopicPartition>>,
     /// Shards whose state this instance holds.
@@ -119,6 +127,20 @@ impl KafkaDurability {
         partitions: usize,
     ) -> Result<Self, KafkaError> {
         create_changelog(&settings, partitions)?;
+        let cache =
+            match &settings.cache_dir {
+                Some(dir) => Some(LocalCache::open(dir, &settings.topic).map_err(|e| {
+                    KafkaError::Changelog {
+                        topic: settings.topic.clone(),
+                        partition: -1,
+                        message: format!(
+                            "cannot use the state cache folder {}: {e}",
+                            dir.display()
+                        ),
+                    }
+                })?),
+                None => None,
+            };
         if settings.delivery == Delivery::ExactlyOnce {
             producer.init_transactions(settings.timeout)?;
             producer.begin()?;
@@ -126,6 +148,8 @@ impl KafkaDurability {
         Ok(Self {
             settings,
             producer,
+            cache,
+            cached_bytes: 0,
             names: Vec::new(),
             owned: BTreeSet::new(),
             parked: BTreeSet::new(),
@@ -202,15 +226,27 @@ fn create_changelog(s: &StateSettings, partitions: usize) -> Result<(), KafkaErr
     Ok(())
 }
 
+/// What a restore read of one changelog partition gives: the latest value
+/// of every key, and the offset the partition ended at.
+struct ReadBack {
+    records: Vec<Record>,
+    end: i64,
+    /// The local cache was used (its records, then the changelog after it).
+    cached: Option<u64>,
+}
+
 /// Reads partitions of the changelog to their ends (committed records
-/// only), all at once: the latest value of every key, per partition.
-/// `lag` hears how many records are still to read as the restore goes on.
+/// only), all at once: the latest value of every key, per partition. A
+/// partition with a usable local cache starts from the cache's records and
+/// reads the changelog only after the cache's offset. `lag` hears how many
+/// records are still to read as the restore goes on.
 fn read_changelog(
     s: &StateSettings,
     partitions: &[u32],
+    mut cached: BTreeMap<u32, Cached>,
     lag: &dyn Fn(i64),
-) -> Result<BTreeMap<u32, Vec<Record>>, KafkaError> {
-    let mut out: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+) -> Result<BTreeMap<u32, ReadBack>, KafkaError> {
+    let mut out: BTreeMap<u32, ReadBack> = BTreeMap::new();
     if partitions.is_empty() {
         return Ok(out);
     }
@@ -231,32 +267,52 @@ fn read_changelog(
         // The end of a partition is what a restore waits for: hear it at once.
         .set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = cc.create().map_err(|e| err(first, e.to_string()))?;
-    let mut tpl = TopicPartitionList::new();
-    for &p in partitions {
-        tpl.add_partition_offset(&s.topic, p as i32, Offset::Beginning)
-            .map_err(|e| err(p, e.to_string()))?;
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| err(first, e.to_string()))?;
     // Where each partition ends and where the read stands, for the lag
     // (an estimate: the end counts transaction markers too; an end of
     // partition sets it to zero).
     let mut ends: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         let end = consumer
             .fetch_watermarks(&s.topic, p as i32, s.timeout)
             .map(|(_, high)| high)
             .unwrap_or(0);
-        ends.insert(p, (end, 0));
+        // A cache ahead of the changelog belongs to another changelog
+        // (the topic was made anew): it is not used.
+        if cached.get(&p).is_some_and(|c| c.next_offset > end) {
+            tracing::warn!(topic = %s.topic, partition = p, "local state cache is ahead of the changelog; reading the changelog from the beginning");
+            cached.remove(&p);
+        }
+        let from = cached.get(&p).map_or(0, |c| c.next_offset);
+        ends.insert(p, (end, from));
+        let offset = if from > 0 {
+            Offset::Offset(from)
+        } else {
+            Offset::Beginning
+        };
+        tpl.add_partition_offset(&s.topic, p as i32, offset)
+            .map_err(|e| err(p, e.to_string()))?;
     }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| err(first, e.to_string()))?;
     let remaining = |ends: &BTreeMap<u32, (i64, i64)>| -> i64 {
         ends.values().map(|(end, at)| (end - at).max(0)).sum()
     };
     let total = remaining(&ends);
     lag(total);
     let mut last_report = Instant::now();
-    let mut latest: BTreeMap<(u32, Vec<u8>), (Vec<u8>, i64)> = BTreeMap::new();
+    // The cached records first; the changelog after them overwrites.
+    // (partition, key) -> (value, changelog offset; None: from the cache)
+    type Latest = BTreeMap<(u32, Vec<u8>), (Vec<u8>, Option<i64>)>;
+    let mut latest = Latest::new();
+    let mut used: BTreeMap<u32, u64> = BTreeMap::new();
+    for (p, c) in cached {
+        used.insert(p, c.bytes);
+        for (k, v) in c.records {
+            latest.insert((p, k), (v, None));
+        }
+    }
     let mut open: BTreeSet<u32> = partitions.iter().copied().collect();
     let deadline = Instant::now() + s.timeout.max(Duration::from_secs(60));
     while !open.is_empty() {
@@ -279,7 +335,7 @@ fn read_changelog(
                 let key = (m.partition() as u32, m.key().unwrap_or_default().to_vec());
                 match m.payload() {
                     Some(v) => {
-                        latest.insert(key, (v.to_vec(), m.offset()));
+                        latest.insert(key, (v.to_vec(), Some(m.offset())));
                     }
                     None => {
                         latest.remove(&key);
@@ -289,7 +345,7 @@ fn read_changelog(
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 open.remove(&(p as u32));
                 if let Some(e) = ends.get_mut(&(p as u32)) {
-                    e.1 = e.0;
+                    e.1 = e.1.max(e.0);
                 }
             }
             Some(Err(e)) => {
@@ -309,12 +365,20 @@ fn read_changelog(
         }
     }
     lag(0);
+    for &p in partitions {
+        out.insert(
+            p,
+            ReadBack {
+                records: Vec::new(),
+                end: ends.get(&p).map_or(0, |e| e.1),
+                cached: used.get(&p).copied(),
+            },
+        );
+    }
     for ((p, key), (value, offset)) in latest {
-        out.entry(p).or_default().push(Record {
-            key,
-            value,
-            offset: Some(offset),
-        });
+        if let Some(r) = out.get_mut(&p) {
+            r.records.push(Record { key, value, offset });
+        }
     }
     Ok(out)
 }
@@ -439,9 +503,48 @@ fn assign(
             m.set_restore_lag(records);
         }
     };
-    let mut records = read_changelog(&settings, &to_restore, &lag)?;
+    let cache = core.kafka.as_ref().and_then(|d| d.cache.clone());
+    let mut cached = BTreeMap::new();
+    if let Some(c) = &cache {
+        for &s in &to_restore {
+            match c.load(s) {
+                Ok(Some(x)) => {
+                    cached.insert(s, x);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(partition = s, error = %e, "local state cache unreadable; reading the changelog")
+                }
+            }
+        }
+    }
+    let mut read = read_changelog(&settings, &to_restore, cached, &lag)?;
     for s in to_restore {
-        let records = records.remove(&s).unwrap_or_default();
+        let ReadBack {
+            records,
+            end,
+            cached,
+        } = read.remove(&s).unwrap_or(ReadBack {
+            records: Vec::new(),
+            end: 0,
+            cached: None,
+        });
+        if let Some(c) = &cache
+            && let Err(e) = c.rewrite(
+                s,
+                records
+                    .iter()
+                    .map(|r| (r.key.as_slice(), r.value.as_slice())),
+                end,
+            )
+        {
+            tracing::warn!(partition = s, error = %e, "cannot write the local state cache");
+        }
+        let from_changelog: usize = records
+            .iter()
+            .filter(|r| r.offset.is_some())
+            .map(|r| r.key.len() + r.value.len())
+            .sum();
         let restored = restore_shard(&mut core.engine, s, records)?;
         for c in &restored.corrupt {
             tracing::error!(
@@ -460,12 +563,15 @@ fn assign(
             shard = s,
             traders = restored.traders,
             bytes = restored.bytes,
+            from_changelog,
+            from_cache = ?cached,
             released = ?restored.released,
             "shard restored"
         );
         if let Some(d) = core.kafka.as_mut() {
             d.owned.insert(s);
-            d.restored_bytes += restored.bytes as u64;
+            d.restored_bytes += from_changelog as u64;
+            d.cached_bytes += cached.unwrap_or(0);
             d.corrupt_records += restored.corrupt.len() as u64;
         }
         metas.insert(s, restored.inputs);
@@ -513,7 +619,7 @@ fn assign(
         && let Ok(m) = m.lock()
         && let Some(d) = core.kafka.as_ref()
     {
-        m.state_restored(d.restore_seconds, d.restored_bytes);
+        m.state_restored(d.restore_seconds, d.restored_bytes, d.cached_bytes);
     }
     Ok(())
 }
@@ -667,6 +773,18 @@ pub fn commit_with(
     };
     match result {
         Ok(()) => {
+            if let Some(c) = &d.cache {
+                // Every record of the commit is delivered by now: the
+                // offset after the last one is where the cache stands.
+                for delta in deltas.iter().filter(|x| !x.records.is_empty()) {
+                    let Some(end) = d.producer.state_end(delta.shard as i32) else {
+                        continue;
+                    };
+                    if let Err(e) = c.append(delta.shard, &delta.records, end) {
+                        tracing::warn!(partition = delta.shard, error = %e, "cannot update the local state cache");
+                    }
+                }
+            }
             d.closed = last;
             d.sent_at_commit = d.producer.sent();
             d.offsets_at_commit = offsets;

@@ -80,6 +80,9 @@ fn source_requires_abort(e: &KafkaError) -> bool {
 struct Ctx {
     errors: Arc<AtomicU64>,
     metrics: Option<Arc<Mutex<Metrics>>>,
+    /// Per partition, the offset after the last delivered message of the
+    /// "state" sink (the changelog): where a local cache stands.
+    state_ends: Arc<Mutex<std::collections::HashMap<i32, i64>>>,
 }
 
 impl ClientContext for Ctx {}
@@ -88,6 +91,14 @@ impl ProducerContext for Ctx {
     type DeliveryOpaque = Box<&'static str>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sink: Self::DeliveryOpaque) {
+        if let Ok(m) = result
+            && *sink == "state"
+            && let Ok(mut ends) = self.state_ends.lock()
+        {
+            use rdkafka::message::Message as _;
+            let end = ends.entry(m.partition()).or_insert(0);
+            *end = (*end).max(m.offset() + 1);
+        }
         if let Err((e, _)) = result {
             self.errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(sink = *sink, error = %e, "Kafka delivery failed");
@@ -108,6 +119,7 @@ pub struct KafkaSink {
     /// Messages accepted for sending.
     sent: Arc<AtomicU64>,
     metrics: Option<Arc<Mutex<Metrics>>>,
+    state_ends: Arc<Mutex<std::collections::HashMap<i32, i64>>>,
 }
 
 impl KafkaSink {
@@ -164,9 +176,11 @@ impl KafkaSink {
                     .set("message.timeout.ms", timeout.as_millis().to_string());
             }
         }
+        let state_ends = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let ctx = Ctx {
             errors: errors.clone(),
             metrics: metrics.clone(),
+            state_ends: state_ends.clone(),
         };
         let producer = config
             .create_with_context(ctx)
@@ -179,6 +193,7 @@ impl KafkaSink {
             errors,
             sent: Arc::new(AtomicU64::new(0)),
             metrics,
+            state_ends,
         })
     }
 
@@ -323,6 +338,12 @@ impl KafkaSink {
     /// Messages not yet delivered.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
+    }
+
+    /// The offset after the last delivered changelog ("state") record of
+    /// a partition, once everything sent is delivered (after a commit).
+    pub fn state_end(&self, partition: i32) -> Option<i64> {
+        self.state_ends.lock().ok()?.get(&partition).copied()
     }
 
     /// Waits until everything pending is delivered (or `limit` passes).

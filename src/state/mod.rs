@@ -12,11 +12,13 @@
 //! the restore before anything is loaded, an unreadable one is reported
 //! with where it was and skipped.
 
+mod cache;
 mod codec;
 mod keys;
 mod load;
 mod save;
 
+pub use cache::{Cached, LocalCache};
 pub use codec::{CodecError, FORMAT_VERSION, decode, decode_batch, encode, encode_batch};
 pub use keys::Key;
 pub use load::{Corrupt, Record, RestoreError, Restored, restore_shard};

@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use veloc_pulse::sink::client_config;
 
-use crate::common::{Running, http_get, pulse, pulse_ok, scratch};
+use crate::common::{Running, http_get, metric_sum, pulse, pulse_ok, scratch};
 use crate::kafka::{
     ROOT, SERIAL, broker, kafka_script, lines, produce, spawn_run, topic, wait_exit,
 };
@@ -480,4 +480,51 @@ fn a_rebalance_one_two_one_changes_nothing() {
         .collect();
     alerts.sort();
     assert_same("alert ids", &alerts, &g.alerts);
+}
+
+/// `[state] dir`: a restart on the same machine reads its local cache and
+/// the changelog only after it, and outputs stay exactly the golden ones
+/// (three slices: clean stops, and a `kill -9` inside the last slice).
+#[test]
+fn a_local_state_cache_reads_less_and_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    let events = history(dir.path());
+    let bytes = std::fs::read(&events).unwrap();
+    let cache = dir.path().join("cache");
+    let s = setup(
+        dir.path(),
+        "cache",
+        &format!("dir = \"{}\"\n", cache.display()),
+    );
+    let g = golden(dir.path(), &events, &s.config);
+    let parts = slices(&bytes, 3);
+    let metric = |r: &Running, name: &str| metric_sum(&http_get(&r.addr, "/metrics").1, name);
+    produce(&s.brokers, &s.input, &parts[0]);
+    let mut r = spawn_run(&args(&s, "a", None));
+    wait_read(&[&r], parts[0].len() as u64);
+    sigterm(&mut r);
+    produce(&s.brokers, &s.input, &parts[1]);
+    let mut r = spawn_run(&args(&s, "a", None));
+    let before = parts[0].len() + parts[1].len();
+    wait_read(&[&r], before as u64);
+    let (changelog, cached) = (
+        metric(&r, "pulse_state_restored_bytes_total"),
+        metric(&r, "pulse_state_cache_read_bytes_total"),
+    );
+    assert!(cached > 100_000.0, "the cache was read: {cached} bytes");
+    assert!(
+        changelog * 20.0 < cached,
+        "the changelog is read only after the cache: {changelog} bytes, {cached} from the cache"
+    );
+    sigterm(&mut r);
+    // The last slice: killed inside it, then run to the end.
+    produce(&s.brokers, &s.input, &parts[2]);
+    let mut r = spawn_run(&args(&s, "a", None));
+    wait_read(&[&r], (before + parts[2].len() / 2) as u64);
+    sigkill(&mut r);
+    run_to_idle(&args(&s, "a", Some("3s")));
+    assert_golden(&s, &g);
+    let files = std::fs::read_dir(cache.join(format!("{}.state", s.group))).unwrap();
+    assert_eq!(files.count(), 4, "a cache file per partition");
 }
