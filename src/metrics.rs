@@ -127,40 +127,32 @@ pub struct Metrics {
     pub risk: crate::alert::RiskMetrics,
 }
 
+/// A metric registered into `registry` (names and help are constants).
 #[allow(
     clippy::expect_used,
     reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
 )]
+pub(crate) fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let m = metric.expect("valid metric definition");
+    registry
+        .register(Box::new(m.clone()))
+        .expect("metric registered once");
+    m
+}
+
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("metric registered once");
-    c
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
-#[allow(
-    clippy::expect_used,
-    reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
-)]
 fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("metric registered once");
-    c
+    register(registry, IntCounter::new(name, help))
 }
 
-#[allow(
-    clippy::expect_used,
-    reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
-)]
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric definition");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("metric registered once");
-    g
+    register(registry, IntGauge::new(name, help))
 }
 
 impl Metrics {
@@ -218,14 +210,13 @@ impl Metrics {
             "pulse_state_bytes",
             "Approximate bytes of per-trader and de-duplication state.",
         );
-        let build = IntGaugeVec::new(
-            Opts::new("pulse_build_info", "Build of the running binary; always 1."),
-            &["version"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(build.clone()))
-            .expect("metric registered once");
+        let build = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("pulse_build_info", "Build of the running binary; always 1."),
+                &["version"],
+            ),
+        );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let kpi_rows = counter(
             &registry,
@@ -248,45 +239,41 @@ impl Metrics {
         let buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ];
-        let query_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "pulse_pipeline_query_duration_seconds",
-                "Time of one pipeline run (all its closed windows).",
-            )
-            .buckets(buckets.clone()),
-            &["pipeline"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(query_seconds.clone()))
-            .expect("metric registered once");
-        let cycle_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "pulse_window_emit_duration_seconds",
-                "Time of one emission cycle: closing rows and running every pipeline.",
-            )
-            .buckets(buckets),
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(cycle_seconds.clone()))
-            .expect("metric registered once");
-        let event_time = Gauge::new(
-            "pulse_window_event_time_seconds",
-            "Closed frontier of event time, epoch seconds.",
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(event_time.clone()))
-            .expect("metric registered once");
-        let watermark_lag = Gauge::new(
-            "pulse_window_watermark_lag_seconds",
-            "Wall clock minus the closed frontier of event time (negative when simulated time runs ahead).",
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(watermark_lag.clone()))
-            .expect("metric registered once");
+        let query_seconds = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "pulse_pipeline_query_duration_seconds",
+                    "Time of one pipeline run (all its closed windows).",
+                )
+                .buckets(buckets.clone()),
+                &["pipeline"],
+            ),
+        );
+        let cycle_seconds = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "pulse_window_emit_duration_seconds",
+                    "Time of one emission cycle: closing rows and running every pipeline.",
+                )
+                .buckets(buckets),
+            ),
+        );
+        let event_time = register(
+            &registry,
+            Gauge::new(
+                "pulse_window_event_time_seconds",
+                "Closed frontier of event time, epoch seconds.",
+            ),
+        );
+        let watermark_lag = register(
+            &registry,
+            Gauge::new(
+                "pulse_window_watermark_lag_seconds",
+                "Wall clock minus the closed frontier of event time (negative when simulated time runs ahead).",
+            ),
+        );
         let sink_errors = counter(
             &registry,
             "pulse_sink_errors_total",
@@ -303,25 +290,23 @@ impl Metrics {
             sink_errors.with_label_values(&[sink]);
             sink_retries.with_label_values(&[sink]);
         }
-        let consumer_lag = IntGaugeVec::new(
-            Opts::new(
-                "pulse_kafka_consumer_lag_messages",
-                "Messages behind the end of each assigned partition.",
+        let consumer_lag = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "pulse_kafka_consumer_lag_messages",
+                    "Messages behind the end of each assigned partition.",
+                ),
+                &["topic", "partition"],
             ),
-            &["topic", "partition"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(consumer_lag.clone()))
-            .expect("metric registered once");
-        let restore_seconds = Gauge::new(
-            "pulse_state_restore_seconds",
-            "Time the latest restore of assigned partitions took, from the changelog.",
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(restore_seconds.clone()))
-            .expect("metric registered once");
+        );
+        let restore_seconds = register(
+            &registry,
+            Gauge::new(
+                "pulse_state_restore_seconds",
+                "Time the latest restore of assigned partitions took, from the changelog.",
+            ),
+        );
         let restore_lag = gauge(
             &registry,
             "pulse_state_restore_lag_records",
@@ -342,19 +327,18 @@ impl Metrics {
             "pulse_state_checkpoint_bytes_total",
             "Bytes of checkpoint records written to the changelog.",
         );
-        let commit_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "pulse_state_commit_duration_seconds",
-                "Time of one commit: checkpoint, outputs and offsets.",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(commit_seconds.clone()))
-            .expect("metric registered once");
+        let commit_seconds = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "pulse_state_commit_duration_seconds",
+                    "Time of one commit: checkpoint, outputs and offsets.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            ),
+        );
         Self {
             restore_seconds,
             restore_lag,

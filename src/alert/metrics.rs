@@ -1,5 +1,6 @@
 //! Metrics of the churn model and the alerts.
 
+use crate::metrics::register;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
@@ -20,21 +21,7 @@ pub struct RiskMetrics {
     scores: IntCounter,
 }
 
-#[allow(
-    clippy::expect_used,
-    reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
-)]
-fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
-    r.register(Box::new(m.clone()))
-        .expect("metric registered once");
-    m
-}
-
 impl RiskMetrics {
-    #[allow(
-        clippy::expect_used,
-        reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
-    )]
     pub fn new(r: &Registry) -> Self {
         let alerts = register(
             r,
@@ -44,8 +31,7 @@ impl RiskMetrics {
                     "Alerts emitted, by kind and severity.",
                 ),
                 &["kind", "severity"],
-            )
-            .expect("valid metric"),
+            ),
         );
         let duplicates = register(
             r,
@@ -55,8 +41,7 @@ impl RiskMetrics {
                     "Alerts not sent again because their alert_id was sent already, by kind.",
                 ),
                 &["kind"],
-            )
-            .expect("valid metric"),
+            ),
         );
         for k in AlertKind::ALL {
             duplicates.with_label_values(&[k.as_str()]);
@@ -76,8 +61,7 @@ impl RiskMetrics {
                     0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                     300.0,
                 ]),
-            )
-            .expect("valid metric"),
+            ),
         );
         let churn_traders = register(
             r,
@@ -87,8 +71,7 @@ impl RiskMetrics {
                     "Traders in each churn-risk band of the loaded model.",
                 ),
                 &["band"],
-            )
-            .expect("valid metric"),
+            ),
         );
         let model_info = register(
             r,
@@ -98,32 +81,28 @@ impl RiskMetrics {
                     "The churn model in use (1); name and version as labels.",
                 ),
                 &["name", "version"],
-            )
-            .expect("valid metric"),
+            ),
         );
         let reload_errors = register(
             r,
             IntCounter::new(
                 "pulse_model_reload_errors_total",
                 "Model files that changed but could not be loaded; the previous model stays.",
-            )
-            .expect("valid metric"),
+            ),
         );
         let reloads = register(
             r,
             IntCounter::new(
                 "pulse_model_reloads_total",
                 "Models loaded without a restart.",
-            )
-            .expect("valid metric"),
+            ),
         );
         let scores = register(
             r,
             IntCounter::new(
                 "pulse_model_scores_total",
                 "Traders scored by the churn model.",
-            )
-            .expect("valid metric"),
+            ),
         );
         Self {
             alerts,

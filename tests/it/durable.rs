@@ -287,56 +287,65 @@ fn slices(events: &[u8], n: usize) -> Vec<Vec<&[u8]>> {
     all.chunks(size).map(|c| c.to_vec()).collect()
 }
 
-#[test]
-fn a_topic_filled_up_front_gives_exactly_the_replay() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// One golden comparison: the broker held for this test alone, a scratch
+/// folder, the history's bytes, its topics and config (with
+/// `extra` settings, given the folder) and the golden replay.
+struct Case {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    dir: crate::common::Scratch,
+    bytes: Vec<u8>,
+    s: Setup,
+    g: Golden,
+}
+
+fn case(name: &str, extra: impl FnOnce(&Path) -> String) -> Case {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch();
     let events = history(dir.path());
-    let s = setup(dir.path(), "upfront", "");
+    let bytes = std::fs::read(&events).unwrap();
+    let s = setup(dir.path(), name, &extra(dir.path()));
     let g = golden(dir.path(), &events, &s.config);
+    Case {
+        _serial: serial,
+        dir,
+        bytes,
+        s,
+        g,
+    }
+}
+
+#[test]
+fn a_topic_filled_up_front_gives_exactly_the_replay() {
+    let Case { s, g, bytes, .. } = &case("upfront", |_| String::new());
     assert!(g.rows.len() > 5_000 && g.alerts.len() > 1_000);
-    produce(
-        &s.brokers,
-        &s.input,
-        &lines(&std::fs::read(&events).unwrap()),
-    );
-    run_to_idle(&args(&s, "a", Some("3s")));
-    assert_golden(&s, &g);
+    produce(&s.brokers, &s.input, &lines(bytes));
+    run_to_idle(&args(s, "a", Some("3s")));
+    assert_golden(s, g);
 }
 
 #[test]
 fn clean_stops_between_slices_change_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch();
-    let events = history(dir.path());
-    let bytes = std::fs::read(&events).unwrap();
-    let s = setup(dir.path(), "slices", "");
-    let g = golden(dir.path(), &events, &s.config);
-    let parts = slices(&bytes, 4);
+    let Case { s, g, bytes, .. } = &case("slices", |_| String::new());
+    let parts = slices(bytes, 4);
     let mut produced = 0u64;
     for (i, part) in parts.iter().enumerate() {
         produce(&s.brokers, &s.input, part);
         produced += part.len() as u64;
         if i + 1 == parts.len() {
-            run_to_idle(&args(&s, "a", Some("3s")));
+            run_to_idle(&args(s, "a", Some("3s")));
         } else {
-            let mut r = spawn_run(&args(&s, "a", None));
+            let mut r = spawn_run(&args(s, "a", None));
             wait_read(&[&r], produced);
             sigterm(&mut r);
         }
     }
-    assert_golden(&s, &g);
+    assert_golden(s, g);
 }
 
 #[test]
 fn kill_9_between_and_inside_slices_changes_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch();
-    let events = history(dir.path());
-    let bytes = std::fs::read(&events).unwrap();
-    let s = setup(dir.path(), "kills", "");
-    let g = golden(dir.path(), &events, &s.config);
-    let parts = slices(&bytes, 4);
+    let Case { s, g, bytes, .. } = &case("kills", |_| String::new());
+    let parts = slices(bytes, 4);
     let mut produced = 0u64;
     let mut kills = 0;
     for (i, part) in parts.iter().enumerate() {
@@ -347,33 +356,28 @@ fn kill_9_between_and_inside_slices_changes_nothing() {
             break;
         }
         // Inside the slice: killed once it has read about half of it.
-        let mut r = spawn_run(&args(&s, "a", None));
+        let mut r = spawn_run(&args(s, "a", None));
         wait_read(&[&r], before + part.len() as u64 / 2);
         sigkill(&mut r);
         kills += 1;
         // Between slices: killed once it has read all of it.
-        let mut r = spawn_run(&args(&s, "a", None));
+        let mut r = spawn_run(&args(s, "a", None));
         wait_read(&[&r], produced);
         std::thread::sleep(Duration::from_millis(700));
         sigkill(&mut r);
         kills += 1;
     }
     assert!(kills >= 5, "{kills} kills");
-    run_to_idle(&args(&s, "a", Some("3s")));
-    assert_golden(&s, &g);
+    run_to_idle(&args(s, "a", Some("3s")));
+    assert_golden(s, g);
 }
 
 #[test]
 fn a_broker_restart_mid_run_changes_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch();
-    let events = history(dir.path());
-    let bytes = std::fs::read(&events).unwrap();
-    let s = setup(dir.path(), "bounce", "");
-    let g = golden(dir.path(), &events, &s.config);
-    let parts = slices(&bytes, 2);
+    let Case { s, g, bytes, .. } = &case("bounce", |_| String::new());
+    let parts = slices(bytes, 2);
     produce(&s.brokers, &s.input, &parts[0]);
-    let mut r = spawn_run(&args(&s, "a", None));
+    let mut r = spawn_run(&args(s, "a", None));
     wait_read(&[&r], parts[0].len() as u64 / 2);
     kafka_script(&["stop"]);
     std::thread::sleep(Duration::from_secs(3));
@@ -383,8 +387,8 @@ fn a_broker_restart_mid_run_changes_nothing() {
     wait_read(&[&r], (parts[0].len() + parts[1].len()) as u64);
     sigterm(&mut r);
     // ... and a last run closes the windows still open.
-    run_to_idle(&args(&s, "a", Some("3s")));
-    assert_golden(&s, &g);
+    run_to_idle(&args(s, "a", Some("3s")));
+    assert_golden(s, g);
 }
 
 /// KPI rows summed per window and label set where the value adds up
@@ -431,20 +435,15 @@ fn additive_totals(rows: &[Value]) -> BTreeMap<String, i64> {
 
 #[test]
 fn a_rebalance_one_two_one_changes_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch();
-    let events = history(dir.path());
-    let bytes = std::fs::read(&events).unwrap();
     // KPI drop rules judge each instance's share of a KPI until instances
     // merge their partials (the scale-out issue): off here.
-    let s = setup(dir.path(), "rebalance", "[alerts]\nkpi_drop = []\n");
-    let g = golden(dir.path(), &events, &s.config);
-    let parts = slices(&bytes, 3);
+    let Case { s, g, bytes, .. } = &case("rebalance", |_| "[alerts]\nkpi_drop = []\n".into());
+    let parts = slices(bytes, 3);
     produce(&s.brokers, &s.input, &parts[0]);
-    let mut a = spawn_run(&args(&s, "a", None));
+    let mut a = spawn_run(&args(s, "a", None));
     wait_read(&[&a], parts[0].len() as u64);
     // A second instance joins: the partitions are split.
-    let mut b = spawn_run(&args(&s, "b", None));
+    let mut b = spawn_run(&args(s, "b", None));
     let deadline = Instant::now() + Duration::from_secs(90);
     while http_get(&b.addr, "/readyz").0 != 200 || http_get(&a.addr, "/readyz").0 != 200 {
         assert!(Instant::now() < deadline, "both instances hold partitions");
@@ -456,7 +455,7 @@ fn a_rebalance_one_two_one_changes_nothing() {
     sigterm(&mut b);
     produce(&s.brokers, &s.input, &parts[2]);
     sigterm(&mut a);
-    run_to_idle(&args(&s, "a", Some("3s")));
+    run_to_idle(&args(s, "a", Some("3s")));
     let got = read_topic(&s.brokers, &s.kpis);
     let want: Vec<Value> = g
         .rows
@@ -487,25 +486,20 @@ fn a_rebalance_one_two_one_changes_nothing() {
 /// (three slices: clean stops, and a `kill -9` inside the last slice).
 #[test]
 fn a_local_state_cache_reads_less_and_changes_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch();
-    let events = history(dir.path());
-    let bytes = std::fs::read(&events).unwrap();
+    let Case {
+        s, g, bytes, dir, ..
+    } = &case("cache", |dir| {
+        format!("dir = \"{}\"\n", dir.join("cache").display())
+    });
     let cache = dir.path().join("cache");
-    let s = setup(
-        dir.path(),
-        "cache",
-        &format!("dir = \"{}\"\n", cache.display()),
-    );
-    let g = golden(dir.path(), &events, &s.config);
-    let parts = slices(&bytes, 3);
+    let parts = slices(bytes, 3);
     let metric = |r: &Running, name: &str| metric_sum(&http_get(&r.addr, "/metrics").1, name);
     produce(&s.brokers, &s.input, &parts[0]);
-    let mut r = spawn_run(&args(&s, "a", None));
+    let mut r = spawn_run(&args(s, "a", None));
     wait_read(&[&r], parts[0].len() as u64);
     sigterm(&mut r);
     produce(&s.brokers, &s.input, &parts[1]);
-    let mut r = spawn_run(&args(&s, "a", None));
+    let mut r = spawn_run(&args(s, "a", None));
     let before = parts[0].len() + parts[1].len();
     wait_read(&[&r], before as u64);
     let (changelog, cached) = (
@@ -520,11 +514,11 @@ fn a_local_state_cache_reads_less_and_changes_nothing() {
     sigterm(&mut r);
     // The last slice: killed inside it, then run to the end.
     produce(&s.brokers, &s.input, &parts[2]);
-    let mut r = spawn_run(&args(&s, "a", None));
+    let mut r = spawn_run(&args(s, "a", None));
     wait_read(&[&r], (before + parts[2].len() / 2) as u64);
     sigkill(&mut r);
-    run_to_idle(&args(&s, "a", Some("3s")));
-    assert_golden(&s, &g);
+    run_to_idle(&args(s, "a", Some("3s")));
+    assert_golden(s, g);
     let files = std::fs::read_dir(cache.join(format!("{}.state", s.group))).unwrap();
     assert_eq!(files.count(), 4, "a cache file per partition");
 }
