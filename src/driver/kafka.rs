@@ -102,6 +102,8 @@ pub struct KafkaDurability {
     rewind: bool,
     /// Restoring: not ready.
     pub restoring: bool,
+    /// A commit is waiting for the broker (retrying): not ready.
+    pub failing: bool,
     last_commit: Instant,
     /// Figures of the last restore and commit, for metrics and the report.
     pub restore_seconds: f64,
@@ -156,6 +158,7 @@ impl KafkaDurability {
             parked_inputs: BTreeMap::new(),
             rewind: false,
             restoring: false,
+            failing: false,
             last_commit: Instant::now(),
             restore_seconds: 0.0,
             restored_bytes: 0,
@@ -704,6 +707,7 @@ pub fn commit_with(
         return Ok(());
     }
     let started = Instant::now();
+    let status_ready = core.status.as_ref().map(|s| s.ready.clone());
     core.engine.settle();
     core.deliver();
     let gl = global(core);
@@ -756,7 +760,17 @@ pub fn commit_with(
         return Ok(());
     }
     let result = match d.settings.delivery {
-        Delivery::ExactlyOnce => commit_transaction(d, &offsets, group, last),
+        Delivery::ExactlyOnce => {
+            // While the broker is away the commit retries; /readyz says so
+            // at once (the loop publishes again when it succeeds).
+            let ready = status_ready.clone();
+            let on_fail = move || {
+                if let Some(r) = &ready {
+                    r.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            };
+            commit_transaction(d, &offsets, group, last, &on_fail)
+        }
         Delivery::AtLeastOnce => {
             let r = d
                 .producer
@@ -773,6 +787,7 @@ pub fn commit_with(
     };
     match result {
         Ok(()) => {
+            d.failing = false;
             if let Some(c) = &d.cache {
                 // Every record of the commit is delivered by now: the
                 // offset after the last one is where the cache stands.
@@ -815,15 +830,24 @@ fn commit_transaction(
     offsets: &[(TopicPartition, i64)],
     group: Option<&ConsumerGroupMetadata>,
     last: bool,
+    on_fail: &dyn Fn(),
 ) -> Result<(), KafkaError> {
     let list = KafkaSource::offset_list(offsets);
     let timeout = d.settings.timeout;
+    let mut failed = false;
+    let mut note = || {
+        failed = true;
+        on_fail();
+    };
     if let Some(group) = group
         && list.count() > 0
     {
-        retry(|| d.producer.send_offsets(&list, group, timeout))?;
+        let r = retry(|| d.producer.send_offsets(&list, group, timeout), &mut note);
+        r?;
     }
-    retry(|| d.producer.commit(timeout))?;
+    let r = retry(|| d.producer.commit(timeout), &mut note);
+    d.failing |= failed;
+    r?;
     if !last {
         d.producer.begin()?;
     }
@@ -831,11 +855,16 @@ fn commit_transaction(
 }
 
 /// Retries a transaction step while the broker is away.
-fn retry(mut step: impl FnMut() -> Result<(), SinkError>) -> Result<(), SinkError> {
+/// `failed` hears each failure (the service is not ready meanwhile).
+fn retry(
+    mut step: impl FnMut() -> Result<(), SinkError>,
+    failed: &mut dyn FnMut(),
+) -> Result<(), SinkError> {
     let mut wait = Duration::from_millis(200);
     loop {
         match step() {
             Err(e) if e.is_retriable() => {
+                failed();
                 tracing::warn!(error = %e, "transaction step failed; retrying");
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(5));
@@ -890,5 +919,5 @@ pub fn caught_up(k: &KafkaSource, core: &Core) -> bool {
 pub fn ready(core: &Core) -> bool {
     core.kafka
         .as_ref()
-        .is_some_and(|d| !d.restoring && d.names.iter().any(Option::is_some))
+        .is_some_and(|d| !d.restoring && !d.failing && d.names.iter().any(Option::is_some))
 }
