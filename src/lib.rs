@@ -22,7 +22,8 @@
 //!   state, alert rules and tables; ticks and snapshots on event-time
 //!   boundaries; the pipelines over what closed.
 //! - [`state`]: durable state: versioned checkpoint records per shard,
-//!   written incrementally, restored into an engine.
+//!   written incrementally, restored into an engine; the optional local
+//!   cache of the changelog.
 //! - [`driver`]: the one loop of `replay`, `demo` and `run`: a source (file,
 //!   simulator, Kafka) in, the engine, sinks out; commits with checkpoints
 //!   (Kafka changelog, transactions), restores on assignment.
@@ -37,7 +38,7 @@
 //!   online churn scoring on event time, the alert sinks.
 //! - [`metrics`]: the Prometheus registry and the product's metric names.
 //! - [`http`]: axum routes: `/metrics`, `/healthz`, `/readyz`, `/api/*`, the
-//!   live page.
+//!   live page; the optional bearer token.
 //! - [`bench`]: in-process throughput measurements behind `pulse bench`.
 //!
 //! The `pulse` binary (`src/main.rs`, `src/cli/`) is the only place that
