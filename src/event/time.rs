@@ -79,44 +79,20 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     if s.is_empty() {
         return Err("empty duration; expected for example 30s, 15m, 6h, 30d".into());
     }
-    let mut total: i64 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!(
-                "bad duration {s:?}; expected for example 30s, 15m, 6h, 30d"
-            ));
-        }
-        let n: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("number too large in duration {s:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => SECOND_MS,
-            "m" | "min" => MINUTE_MS,
-            "h" => HOUR_MS,
-            "d" => DAY_MS,
-            "w" => 7 * DAY_MS,
-            other => {
-                return Err(format!(
-                    "unknown unit {other:?} in duration {s:?}; use ms, s, m, h, d or w"
-                ));
-            }
-        };
-        rest = &rest[unit_len..];
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("duration {s:?} is too large"))?;
+    // humantime takes months and years as 30.44 and 365.25 days: event-time
+    // windows want exact lengths.
+    let calendar = s
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .any(|unit| matches!(unit, "M" | "month" | "months" | "y" | "year" | "years"));
+    if calendar {
+        return Err(format!(
+            "duration {s:?}: months and years have no fixed length; use days or weeks"
+        ));
     }
-    Ok(total)
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("bad duration {s:?} ({e}); expected for example 30s, 15m, 6h, 30d, 1h30m")
+    })?;
+    i64::try_from(d.as_millis()).map_err(|_| format!("duration {s:?} is too large"))
 }
 
 /// Parses a point in time given as RFC 3339, a bare date (`2026-03-01`, UTC
@@ -164,6 +140,13 @@ mod tests {
         assert!(parse_duration_ms("5x").is_err());
         assert!(parse_duration_ms("").is_err());
         assert!(parse_duration_ms("99999999999999999999d").is_err());
+        assert_eq!(parse_duration_ms("2h 30min"), Ok(150 * MINUTE_MS));
+        assert_eq!(parse_duration_ms("1w"), Ok(7 * DAY_MS));
+        assert!(
+            parse_duration_ms("1M").is_err(),
+            "months have no fixed length"
+        );
+        assert!(parse_duration_ms("-5s").is_err());
     }
 
     #[test]
