@@ -26,7 +26,13 @@ pub fn write_scores(
     let snap = snapshots(history, &space, &[at], None, Population::Everyone)
         .pop()
         .expect("one snapshot");
-    writeln!(out, "trader_id,churn_score,band,reasons")?;
+    let mut w = csv::Writer::from_writer(out);
+    let csv_error = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    };
+    w.write_record(["trader_id", "churn_score", "band", "reasons"])
+        .map_err(csv_error)?;
     let mut buf = Vec::with_capacity(snap.width);
     for i in 0..snap.len() {
         buf.clear();
@@ -38,23 +44,14 @@ pub fn write_scores(
             .map(|r| format!("{}={} (baseline {})", r.feature, r.value, r.baseline))
             .collect::<Vec<_>>()
             .join("; ");
-        writeln!(
-            out,
-            "{},{:.6},{},\"{}\"",
-            csv_field(history.trader_name(snap.traders[i])),
-            score,
+        w.write_record([
+            history.trader_name(snap.traders[i]),
+            &format!("{score:.6}"),
             model.bands.band(score).as_str(),
-            reasons.replace('"', "\"\"")
-        )?;
+            &reasons,
+        ])
+        .map_err(csv_error)?;
     }
+    w.flush()?;
     Ok(snap.len())
-}
-
-/// A trader id as a CSV field (quoted when it needs to be).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
