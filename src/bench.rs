@@ -222,12 +222,12 @@ struct EngineRun {
     scored: u64,
 }
 
-#[allow(
+#[expect(
     clippy::expect_used,
     reason = "the built-in catalogue and default rules, which every test plans and resolves"
 )]
 fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the built-in catalogue and default rules, which every test plans and resolves"
     )]

@@ -128,7 +128,7 @@ pub struct Metrics {
 }
 
 /// A metric registered into `registry` (names and help are constants).
-#[allow(
+#[expect(
     clippy::expect_used,
     reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
 )]
@@ -158,10 +158,6 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 impl Metrics {
     /// Registers every metric; `source` labels events read (`file`,
     /// `simulator`, `kafka`).
-    #[allow(
-        clippy::expect_used,
-        reason = "metric names, help and labels are constants registered once into a fresh registry: a failure is a programming error that every test building the metrics would hit"
-    )]
     pub fn new(source: &'static str) -> Self {
         let registry = Registry::new();
         let read = counter(

@@ -290,7 +290,7 @@ pub struct AlertRules {
 }
 
 impl Default for AlertRules {
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the built-in defaults, resolved by every test that builds rules"
     )]

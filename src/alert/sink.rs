@@ -67,7 +67,7 @@ impl AlertOutputs {
             self.error.get_or_insert(e);
         }
         if self.topic.is_some() || self.recent.is_some() {
-            #[allow(
+            #[expect(
                 clippy::expect_used,
                 reason = "an alert is plain data (strings, numbers, maps): serialising it cannot fail"
             )]

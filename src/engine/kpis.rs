@@ -532,12 +532,12 @@ fn split_slices(b: &RecordBatch, slices: &mut Vec<Slice>) -> datafusion::error::
 }
 
 /// Adds `window_start` and `window_end` of tumbling windows of `size`.
-#[allow(
+#[expect(
     clippy::expect_used,
     reason = "two Int64 columns of the batch's length added to its own schema"
 )]
 fn with_windows(batch: &RecordBatch, size: i64) -> RecordBatch {
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the event tables' column 0 is `ts`, Int64, by construction (window::schema_of)"
     )]

@@ -120,7 +120,7 @@ impl Interner {
     }
 
     fn push(&mut self, s: &str) -> u32 {
-        #[allow(
+        #[expect(
             clippy::expect_used,
             reason = "2^32 names per shard would need far more memory than any host has; ids are u32 by design"
         )]

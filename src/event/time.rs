@@ -47,7 +47,7 @@ pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
 }
 
 /// `ms` as an RFC 3339 string with milliseconds.
-#[allow(
+#[expect(
     clippy::expect_used,
     reason = "only ASCII digits and separators are written"
 )]

@@ -43,7 +43,7 @@ pub fn traders_schema() -> SchemaRef {
 
 /// The state of every trader of `shard` as of `as_of` (state holds the
 /// events applied so far: those before `as_of`).
-#[allow(
+#[expect(
     clippy::expect_used,
     reason = "columns built in schema order from the same constant schema"
 )]
@@ -55,7 +55,7 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
     let mut segment = StringBuilder::with_capacity(n, n * 8);
     let mut count = Int64Builder::with_capacity(n);
     let mut trades = Int64Builder::with_capacity(n);
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "a constant precision and scale within Decimal128's limits"
     )]

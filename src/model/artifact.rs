@@ -273,7 +273,7 @@ impl Model {
 
     /// The model of `models/churn-default.json`, built into the binary so
     /// that `pulse demo` scores from any folder.
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the bundled model is built into the binary and loaded by the model tests"
     )]
@@ -354,7 +354,7 @@ impl Model {
 
     /// Writes the artifact as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        #[allow(
+        #[expect(
             clippy::expect_used,
             reason = "an artifact is plain data: serialising it cannot fail"
         )]

@@ -86,7 +86,7 @@ pub struct EvalConfig {
 /// The RFM baseline's rows: recency, frequency (trades + deposits over
 /// 90 days) and monetary value (log deposit amount over 90 days).
 fn rfm_rows(s: &Snapshot) -> Vec<Vec<f64>> {
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the RFM columns are names of NUMERIC (constants)"
     )]
@@ -140,12 +140,12 @@ pub fn evaluate(history: &History, model: &Model, cfg: EvalConfig) -> Result<Rep
         Some(cfg.horizon_ms),
         population,
     );
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "snapshots returns one snapshot per instant asked (two here)"
     )]
     let snap = snaps.pop().expect("two snapshots");
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "snapshots returns one snapshot per instant asked (two here)"
     )]

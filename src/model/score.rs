@@ -19,7 +19,7 @@ pub fn write_scores(
     out: &mut impl Write,
 ) -> Result<usize, std::io::Error> {
     let space = space_for(model, history);
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "snapshots returns one snapshot per instant asked (one here)"
     )]

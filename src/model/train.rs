@@ -111,7 +111,7 @@ pub fn train(history: &History, cfg: &TrainConfig) -> Result<Model, ModelError> 
         Some(cfg.horizon_ms),
         Population::ActiveWithin(cfg.active_within_ms),
     );
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the configuration is validated to hold at least two cutoffs"
     )]
@@ -160,12 +160,12 @@ pub fn train(history: &History, cfg: &TrainConfig) -> Result<Model, ModelError> 
             best = Some((i, roc + pr));
         }
     }
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the candidate list is a non-empty constant"
     )]
     let (chosen, _) = best.expect("two candidates");
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "the chosen index comes from the same list"
     )]
@@ -218,7 +218,7 @@ pub fn train(history: &History, cfg: &TrainConfig) -> Result<Model, ModelError> 
     };
     // The version names the content: the same data and settings give the
     // same artifact, byte for byte.
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "a model is plain data: serialising it cannot fail"
     )]

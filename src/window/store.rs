@@ -83,7 +83,7 @@ impl ClosedStore {
                 out.push(b.batch.clone());
                 continue;
             }
-            #[allow(
+            #[expect(
                 clippy::expect_used,
                 reason = "the event tables' column 0 is `ts`, Int64, by construction (window::schema_of)"
             )]
@@ -94,7 +94,7 @@ impl ClosedStore {
                 .downcast_ref::<Int64Array>()
                 .expect("ts is Int64");
             let mask: BooleanArray = ts.iter().map(|t| t.map(|t| t >= lo && t < hi)).collect();
-            #[allow(
+            #[expect(
                 clippy::expect_used,
                 reason = "the mask is built from the batch's own column, so lengths match"
             )]

@@ -104,7 +104,7 @@ enum Col {
 }
 
 impl Col {
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "decimal types come from the constant table schemas, within Decimal128's limits"
     )]
@@ -141,7 +141,7 @@ struct Appender<'a> {
 }
 
 impl Appender<'_> {
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "appenders write exactly their schema's columns, in order (tests cover every table)"
     )]
@@ -220,7 +220,7 @@ impl TableBuilders {
 
     /// One batch per table (in `EventType` order, possibly empty) of the
     /// rows appended so far.
-    #[allow(
+    #[expect(
         clippy::expect_used,
         reason = "columns built from the same constant schema, in order"
     )]
