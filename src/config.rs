@@ -99,7 +99,7 @@ impl Default for ModelSection {
 }
 
 /// Kafka settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port]` (env PULSE_KAFKA_BROKERS wins).
@@ -120,6 +120,12 @@ pub struct KafkaConfig {
     pub kpi_topic: Option<String>,
     /// Topic for risk alerts (key = trader_id).
     pub alert_topic: String,
+    /// Topic of LGPD erasure requests (`pulse forget` writes them; key =
+    /// trader_id, one copy per partition). Created with the inputs'
+    /// partition count when missing; empty: no erasures.
+    pub erasure_topic: String,
+    /// Topic of the audit records of applied erasures (key = request id).
+    pub audit_topic: String,
     /// Extra librdkafka settings for every client (security.protocol,
     /// sasl.mechanism, ...). PULSE_KAFKA_USERNAME / PULSE_KAFKA_PASSWORD fill
     /// sasl.username / sasl.password.
@@ -134,6 +140,39 @@ pub struct KafkaConfig {
     pub instance_id: Option<String>,
 }
 
+/// Shown with the values of secret properties (passwords, keys) masked.
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if crate::sink::is_secret_setting(k) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topics", &self.topics)
+            .field("group", &self.group)
+            .field("type_from_topic", &self.type_from_topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("late_topic", &self.late_topic)
+            .field("kpi_topic", &self.kpi_topic)
+            .field("alert_topic", &self.alert_topic)
+            .field("erasure_topic", &self.erasure_topic)
+            .field("audit_topic", &self.audit_topic)
+            .field("properties", &properties)
+            .field("guarantee", &self.guarantee)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
@@ -145,6 +184,8 @@ impl Default for KafkaConfig {
             late_topic: "pulse.late".into(),
             kpi_topic: None,
             alert_topic: "pulse.alerts".into(),
+            erasure_topic: "pulse.erasure".into(),
+            audit_topic: "pulse.audit".into(),
             properties: BTreeMap::new(),
             guarantee: "exactly_once".into(),
             instance_id: None,
@@ -338,6 +379,12 @@ impl Config {
         if self.kafka.topics.is_empty() || self.kafka.topics.iter().any(|t| t.trim().is_empty()) {
             problems.push("kafka.topics: expected at least one non-empty topic name".into());
         }
+        if self.kafka.topics.contains(&self.kafka.erasure_topic) {
+            problems.push(format!(
+                "kafka.erasure_topic: {:?} is also an input topic; erasure requests need a topic of their own (or \"\" for none)",
+                self.kafka.erasure_topic
+            ));
+        }
         if self.kafka.group.trim().is_empty() {
             problems.push("kafka.group: empty; expected a consumer group name".into());
         }
@@ -486,5 +533,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("brokerz"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_masks_secret_properties() {
+        let c: Config = toml::from_str(
+            "[kafka.properties]\n\"sasl.username\" = \"pulse\"\n\"sasl.password\" = \"s3cr3t-pw\"\n",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(shown.contains("pulse"), "{shown}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
     }
 }

@@ -116,6 +116,7 @@ pub struct Metrics {
     watermark_lag: Gauge,
     sink_errors: IntCounterVec,
     sink_retries: IntCounterVec,
+    erasures: IntCounterVec,
     consumer_lag: IntGaugeVec,
     restore_seconds: Gauge,
     restore_lag: IntGauge,
@@ -282,6 +283,15 @@ impl Metrics {
             "Sends retried because the sink was full or away, by sink.",
             &["sink"],
         );
+        let erasures = counter(
+            &registry,
+            "pulse_erasures_total",
+            "Erasure requests applied by a shard of this instance: erased (the shard held the trader) or not_held.",
+            &["outcome"],
+        );
+        for outcome in ["erased", "not_held"] {
+            erasures.with_label_values(&[outcome]);
+        }
         for sink in ["dead_letters", "late", "kpis", "alerts"] {
             sink_errors.with_label_values(&[sink]);
             sink_retries.with_label_values(&[sink]);
@@ -345,6 +355,7 @@ impl Metrics {
             risk: crate::alert::RiskMetrics::new(&registry),
             sink_errors,
             sink_retries,
+            erasures,
             consumer_lag,
             kpis: HashMap::new(),
             kpi_rows,
@@ -611,6 +622,12 @@ impl Metrics {
     /// Counts a message a sink failed to deliver for good.
     pub fn sink_error(&self, sink: &str) {
         self.sink_errors.with_label_values(&[sink]).inc();
+    }
+
+    /// Counts an erasure request applied by one shard.
+    pub fn erasure(&self, found: bool) {
+        let outcome = if found { "erased" } else { "not_held" };
+        self.erasures.with_label_values(&[outcome]).inc();
     }
 
     /// Counts a retried send.

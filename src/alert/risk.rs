@@ -193,6 +193,14 @@ impl Risk {
         &mut self.sent[s]
     }
 
+    /// Forgets trader `id` (an erasure): its rule memory and its score.
+    pub fn forget(&mut self, id: crate::event::TraderId) {
+        self.rules.forget(id);
+        if let Some(s) = &mut self.scorer {
+            s.forget(id);
+        }
+    }
+
     /// Drops one shard's risk state (its partition left this instance).
     pub fn clear_shard(&mut self, shard: u32) {
         self.rules.clear_shard(shard);

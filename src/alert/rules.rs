@@ -144,6 +144,13 @@ impl TraderRules {
         self.rebuild(shard);
     }
 
+    /// Forgets trader `id` (an erasure): its rule memory is the default
+    /// (nothing due) and no pending check of it runs.
+    pub fn forget(&mut self, id: TraderId) {
+        self.states.reset(id);
+        self.wheel(shard_of(id)).touched.retain(|&t| t != id);
+    }
+
     /// Drops one shard's state (its partition left this instance).
     pub fn clear_shard(&mut self, shard: u32) {
         self.states.clear_shard(shard);

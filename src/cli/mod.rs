@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod demo;
+mod forget;
 mod model;
 mod progress;
 mod replay;
@@ -45,6 +46,8 @@ enum Command {
     Check(check::Args),
     /// The service: Kafka in, KPIs and alerts out, HTTP served.
     Run(run::Args),
+    /// LGPD erasure: ask `pulse run` to forget traders (via the erasure topic).
+    Forget(forget::Args),
     /// Train a churn model from event history (linfa), with a model card.
     Train(model::TrainArgs),
     /// Evaluate a churn model at a later time, against two baselines.
@@ -62,6 +65,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Check(a) => check::run(a),
         Command::Run(a) => run::run(a),
+        Command::Forget(a) => forget::run(a),
         Command::Train(a) => model::run_train(a),
         Command::Evaluate(a) => model::run_evaluate(a),
         Command::Score(a) => model::run_score(a),

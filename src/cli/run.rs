@@ -18,7 +18,7 @@ use veloc_pulse::event::time::parse_duration_ms;
 use veloc_pulse::http::{AppState, serve};
 use veloc_pulse::metrics::Metrics;
 use veloc_pulse::pipeline::KpiSink;
-use veloc_pulse::sink::KafkaSink;
+use veloc_pulse::sink::{KafkaSink, check_connection};
 use veloc_pulse::source::KafkaSource;
 
 use super::risk::{ModelSource, alerts_file, attach_risk};
@@ -140,6 +140,13 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         Delivery::ExactlyOnce
     };
     let timeout = duration(&config.state.transaction_timeout, 30_000);
+    // Refused credentials or a failed TLS handshake stop here, once, before
+    // any client starts retrying them in the background.
+    let topics = check_connection(
+        &config.kafka.brokers,
+        &config.kafka.properties,
+        timeout.min(Duration::from_secs(10)),
+    )?;
     let producer = match delivery {
         Delivery::ExactlyOnce => KafkaSink::transactional(
             &config.kafka.brokers,
@@ -186,14 +193,6 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         s.source = "kafka";
     }
 
-    let source = KafkaSource::new(&config.kafka, Some(state.metrics.clone()))?;
-    let partitions = config
-        .kafka
-        .topics
-        .iter()
-        .filter_map(|t| source.partition_count(t))
-        .max()
-        .unwrap_or(1);
     let settings = StateSettings {
         brokers: config.kafka.brokers.clone(),
         properties: config.kafka.properties.clone(),
@@ -204,6 +203,40 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         timeout,
         cache_dir: config.state.dir.clone(),
     };
+    let inputs_known = config.kafka.topics.iter().all(|t| topics.contains_key(t));
+    let mut kafka = config.kafka.clone();
+    if !kafka.erasure_topic.is_empty() && !inputs_known {
+        tracing::warn!(topic = %kafka.erasure_topic, "the input topics do not exist yet, so the erasure topic cannot be made with their partition count; erasure requests are not read in this run");
+        kafka.erasure_topic.clear();
+    }
+    if !kafka.erasure_topic.is_empty() {
+        // Before subscribing: a consumer hears of a topic made later only
+        // at its next metadata refresh.
+        let partitions = config
+            .kafka
+            .topics
+            .iter()
+            .filter_map(|t| topics.get(t).copied())
+            .max()
+            .unwrap_or(1);
+        let admin = driver::Admin {
+            brokers: &settings.brokers,
+            properties: &settings.properties,
+            replication: settings.replication,
+            timeout: settings.timeout,
+        };
+        driver::create_erasure_topic(&admin, &kafka.erasure_topic, partitions)
+            .context("cannot set up the erasure topic")?;
+        sinks.audit = Some((producer.clone(), config.kafka.audit_topic.clone()));
+    }
+    let source = KafkaSource::new(&kafka, Some(state.metrics.clone()))?;
+    let partitions = config
+        .kafka
+        .topics
+        .iter()
+        .filter_map(|t| source.partition_count(t))
+        .max()
+        .unwrap_or(1);
     let durability = KafkaDurability::new(settings, producer.clone(), partitions)
         .context("cannot set up the state changelog")?;
     let mut core = Core::new(engine, sinks);

@@ -183,47 +183,81 @@ fn lock(core: &Mutex<Core>) -> std::sync::MutexGuard<'_, Core> {
 
 /// Creates the compacted changelog topic unless it exists.
 fn create_changelog(s: &StateSettings, partitions: usize) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(&s.brokers, &s.properties)
+    let max_bytes = crate::sink::MAX_MESSAGE_BYTES.to_string();
+    let admin = Admin {
+        brokers: &s.brokers,
+        properties: &s.properties,
+        replication: s.replication,
+        timeout: s.timeout,
+    };
+    create_topic(
+        &admin,
+        &s.topic,
+        partitions,
+        &[
+            ("cleanup.policy", "compact"),
+            ("max.message.bytes", &max_bytes),
+            ("min.compaction.lag.ms", "0"),
+            ("segment.ms", "600000"),
+            ("max.compaction.lag.ms", "3600000"),
+        ],
+    )
+}
+
+/// Creates the erasure topic unless it exists, co-partitioned with the
+/// inputs (request copies go to every partition; each reaches the shard
+/// of its number).
+pub fn create_erasure_topic(
+    admin: &Admin<'_>,
+    topic: &str,
+    partitions: usize,
+) -> Result<(), KafkaError> {
+    create_topic(admin, topic, partitions, &[])
+}
+
+/// How to reach the brokers to create topics.
+pub struct Admin<'a> {
+    pub brokers: &'a str,
+    pub properties: &'a BTreeMap<String, String>,
+    pub replication: i32,
+    pub timeout: Duration,
+}
+
+/// Creates `topic` with `partitions` and `configs` unless it exists.
+fn create_topic(
+    s: &Admin<'_>,
+    topic: &str,
+    partitions: usize,
+    configs: &[(&str, &str)],
+) -> Result<(), KafkaError> {
+    let fail = |message: String| KafkaError::CreateTopic {
+        topic: topic.to_owned(),
+        message,
+    };
+    let admin: AdminClient<DefaultClientContext> = client_config(s.brokers, s.properties)
         .create()
-        .map_err(|e| KafkaError::CreateTopic {
-            topic: s.topic.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| fail(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| KafkaError::CreateTopic {
-            topic: s.topic.clone(),
-            message: e.to_string(),
-        })?;
-    let max_bytes = crate::sink::MAX_MESSAGE_BYTES.to_string();
-    let topic = NewTopic::new(
-        &s.topic,
+        .map_err(|e| fail(e.to_string()))?;
+    let mut new = NewTopic::new(
+        topic,
         partitions.max(1) as i32,
         TopicReplication::Fixed(s.replication),
-    )
-    .set("cleanup.policy", "compact")
-    .set("max.message.bytes", &max_bytes)
-    .set("min.compaction.lag.ms", "0")
-    .set("segment.ms", "600000")
-    .set("max.compaction.lag.ms", "3600000");
+    );
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(s.timeout));
     let result = rt
-        .block_on(admin.create_topics([&topic], &opts))
-        .map_err(|e| KafkaError::CreateTopic {
-            topic: s.topic.clone(),
-            message: e.to_string(),
-        })?;
+        .block_on(admin.create_topics([&new], &opts))
+        .map_err(|e| fail(e.to_string()))?;
     for r in result {
         match r {
-            Ok(_) => tracing::info!(topic = %s.topic, partitions, "changelog topic created"),
+            Ok(_) => tracing::info!(%topic, partitions, "topic created"),
             Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(KafkaError::CreateTopic {
-                    topic: s.topic.clone(),
-                    message: code.to_string(),
-                });
-            }
+            Err((_, code)) => return Err(fail(code.to_string())),
         }
     }
     Ok(())
@@ -454,7 +488,13 @@ fn assign(
     let Some(d) = core.kafka.as_mut() else {
         return Ok(());
     };
-    let wanted: BTreeSet<u32> = ps.iter().map(|(_, p)| *p as u32).collect();
+    // Shards are the input partitions; the erasure topic's partitions
+    // join the shard of their number (co-partitioned) but make none.
+    let wanted: BTreeSet<u32> = ps
+        .iter()
+        .filter(|(t, _)| !k.is_erasure(t))
+        .map(|(_, p)| *p as u32)
+        .collect();
     if let Some((topic, p)) = ps
         .iter()
         .find(|(_, p)| *p < 0 || *p as u32 >= crate::event::MAX_SHARDS)
@@ -604,9 +644,13 @@ fn assign(
             Some(x) => x,
             None => (k.committed(&[(topic.clone(), *p)])[0].unwrap_or(0), None),
         };
-        core.engine.open_input(input, shard, next);
-        if let Some(ts) = max_ts {
-            core.engine.watermarks.restore(input, ts);
+        if k.is_erasure(topic) {
+            core.engine.open_erasure_input(input, shard, next);
+        } else {
+            core.engine.open_input(input, shard, next);
+            if let Some(ts) = max_ts {
+                core.engine.watermarks.restore(input, ts);
+            }
         }
         // Under exactly-once the committed offsets are the checkpoint's
         // (one transaction); at-least-once state may be ahead of them.
@@ -717,7 +761,17 @@ pub fn commit_with(
     let names: Vec<Option<TopicPartition>> = d.names.clone();
     // The shards of the partitions held now (a revoked one was committed
     // when it left; it is not saved again while parked).
-    let mut shards: Vec<u32> = names.iter().flatten().map(|(_, p)| *p as u32).collect();
+    let mut shards: Vec<u32> = names
+        .iter()
+        .flatten()
+        .map(|(_, p)| *p as u32)
+        .filter(|&s| {
+            core.engine
+                .shards
+                .get(s as usize)
+                .is_some_and(Option::is_some)
+        })
+        .collect();
     shards.sort_unstable();
     shards.dedup();
     let deltas = checkpoint_shards(
@@ -795,7 +849,14 @@ pub fn commit_with(
                     let Some(end) = d.producer.state_end(delta.shard as i32) else {
                         continue;
                     };
-                    if let Err(e) = c.append(delta.shard, &delta.records, end) {
+                    let done = c.append(delta.shard, &delta.records, end).and_then(|()| {
+                        if delta.erased {
+                            c.compact(delta.shard)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    if let Err(e) = done {
                         tracing::warn!(partition = delta.shard, error = %e, "cannot update the local state cache");
                     }
                 }

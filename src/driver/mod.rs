@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use self::core::Core;
-pub use kafka::{Delivery, KafkaDurability, KafkaError, StateSettings, install_hook};
+pub use kafka::{
+    Admin, Delivery, KafkaDurability, KafkaError, StateSettings, create_erasure_topic, install_hook,
+};
 pub use message::{From, Message};
 pub use sinks::{RecordSink, Sinks};
 pub use source::{FileSource, Polled, ReadError, SimSource, Source};

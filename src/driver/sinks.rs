@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::message::Message;
 use crate::alert::AlertOutputs;
-use crate::engine::{Emitted, Kpis};
+use crate::engine::{Emitted, ErasureAudit, Kpis};
 use crate::event::Invalid;
 use crate::event::time::format_rfc3339_ms;
 use crate::metrics::Metrics;
@@ -88,6 +88,10 @@ pub struct Sinks {
     pub alerts: AlertOutputs,
     pub dead: RecordSink,
     pub late: RecordSink,
+    /// Audit topic of erasures (key = request id).
+    pub audit: Option<(KafkaSink, String)>,
+    /// Erasures applied.
+    pub erasures: u64,
     /// The first file that failed, with its error; reported when the run ends.
     pub error: Option<(String, std::io::Error)>,
 }
@@ -201,6 +205,31 @@ impl Sinks {
         self.alerts.emit_all(&mut out.alerts, created);
         if let Some(e) = self.alerts.error.take() {
             self.failed("alerts file", e);
+        }
+        for a in out.erasures {
+            self.erased(&a);
+        }
+    }
+
+    /// Sends the audit record of an erasure and forgets the trader's
+    /// recent alerts. The log names the request, never the trader.
+    fn erased(&mut self, a: &ErasureAudit) {
+        self.erasures += 1;
+        tracing::info!(request = %a.request_id, partition = a.partition, found = a.found, events_dropped = a.events_dropped, "erasure applied");
+        if let Some((sink, topic)) = &self.audit
+            && let Ok(payload) = serde_json::to_vec(a)
+        {
+            sink.send("audit", topic, a.request_id.as_bytes(), &payload, &[]);
+        }
+        if let Some(recent) = &self.alerts.recent
+            && let Ok(mut r) = recent.lock()
+        {
+            r.retain(|x| x["trader_id"].as_str() != Some(a.trader_id.as_str()));
+        }
+        if let Some(m) = &self.metrics
+            && let Ok(m) = m.lock()
+        {
+            m.erasure(a.found);
         }
     }
 

@@ -10,13 +10,15 @@ pub struct Emitted {
     /// Rows per pipeline index, in emission order.
     pub kpis: Vec<(usize, Vec<KpiRow>)>,
     pub alerts: Vec<Alert>,
+    /// Audit records of erasures applied.
+    pub erasures: Vec<super::ErasureAudit>,
     /// The closed frontier of the latest pipeline run.
     pub frontier: Option<i64>,
 }
 
 impl Emitted {
     pub fn is_empty(&self) -> bool {
-        self.kpis.is_empty() && self.alerts.is_empty()
+        self.kpis.is_empty() && self.alerts.is_empty() && self.erasures.is_empty()
     }
 
     /// KPI rows held.

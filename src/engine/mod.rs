@@ -12,6 +12,7 @@
 //! read, never on how fast or in what interleaving.
 
 mod emitted;
+mod erasure;
 mod kpis;
 mod shard;
 #[cfg(test)]
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use emitted::Emitted;
+pub use erasure::{ErasureAudit, ErasureRequest};
 pub use kpis::{Kpis, PipelineState, Progress, Slice, ceil_to};
 pub use shard::Shard;
 
@@ -66,6 +68,8 @@ pub struct InputState {
     pub shard: u32,
     /// The offset after the last message processed.
     pub next_offset: i64,
+    /// It carries erasure requests, not events: no watermark of its own.
+    pub erasure: bool,
 }
 
 /// Ingest, release, trader state, risk, pipelines.
@@ -172,9 +176,28 @@ impl Engine {
         if index >= self.inputs.len() {
             self.inputs.resize(index + 1, None);
         }
-        self.inputs[index] = Some(InputState { shard, next_offset });
+        self.inputs[index] = Some(InputState {
+            shard,
+            next_offset,
+            erasure: false,
+        });
         self.watermarks.assign(index);
         self.shard_mut(shard);
+    }
+
+    /// Input `index` brings erasure requests for `shard`: it never holds
+    /// the watermark back, and it does not make the shard exist (an erasure
+    /// topic with more partitions than the inputs has partitions of no
+    /// shard; their requests find nothing).
+    pub fn open_erasure_input(&mut self, index: usize, shard: u32, next_offset: i64) {
+        if index >= self.inputs.len() {
+            self.inputs.resize(index + 1, None);
+        }
+        self.inputs[index] = Some(InputState {
+            shard,
+            next_offset,
+            erasure: true,
+        });
     }
 
     /// Input `index` left: it no longer holds the watermark back.
@@ -242,6 +265,9 @@ impl Engine {
         };
         inp.next_offset = offset + 1;
         let shard = inp.shard;
+        if inp.erasure {
+            return self.erase_request(bytes, shard);
+        }
         let event = match self.ingest.decode(bytes, now_ms, fallback_type, shard) {
             Ok(e) => e,
             Err(i) => return Processed::Invalid(i),

@@ -25,6 +25,9 @@ pub struct Shard {
     /// ones are not written again).
     pub last_meta: Option<Vec<u8>>,
     pub last_global: Option<Vec<u8>>,
+    /// Traders erased since the last checkpoint (local ids): their records
+    /// become tombstones.
+    pub erased: Vec<u32>,
 }
 
 impl Shard {
@@ -40,6 +43,7 @@ impl Shard {
             pending_parts: std::collections::BTreeMap::new(),
             last_meta: None,
             last_global: None,
+            erased: Vec::new(),
         }
     }
 

@@ -141,6 +141,28 @@ impl Interner {
         &self.names[id as usize]
     }
 
+    /// Replaces the text of `id` with `placeholder` (an erased trader):
+    /// the old text no longer maps to any id, and the ids after it stay.
+    pub fn vacate(&mut self, id: u32, placeholder: &str) {
+        let Some(slot) = self.names.get_mut(id as usize) else {
+            return;
+        };
+        let old = std::mem::replace(slot, placeholder.into());
+        self.ids.remove(&old);
+    }
+
+    /// Adds a slot holding `placeholder` that no text maps to (a trader
+    /// whose record is missing from a restored checkpoint).
+    pub fn push_vacant(&mut self, placeholder: &str) -> u32 {
+        #[expect(
+            clippy::expect_used,
+            reason = "2^32 names per shard would need far more memory than any host has; ids are u32 by design"
+        )]
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 interned strings");
+        self.names.push(placeholder.into());
+        id
+    }
+
     /// How many distinct strings are held.
     pub fn len(&self) -> usize {
         self.names.len()
@@ -157,6 +179,13 @@ impl Interner {
         // Each string is stored twice (map key and name list) plus table overhead.
         2 * text + self.names.capacity() * 16 + self.ids.capacity() * 24
     }
+}
+
+/// The name a trader slot holds when its trader is unknown: erased, or
+/// its checkpoint record is missing. No text maps to such a slot, so a
+/// trader really named like this gets an id of its own.
+pub fn placeholder_name(shard: u32, local: u32) -> String {
+    format!("~vacant-{shard}-{local}")
 }
 
 /// Trader id strings, one interner per shard.
@@ -194,6 +223,14 @@ impl ShardedNames {
     /// The names of one shard, in id order.
     pub fn shard(&self, shard: u32) -> Option<&Interner> {
         self.shards.get(shard as usize)
+    }
+
+    /// Forgets the name of trader `local` of `shard` (an erasure): its slot
+    /// keeps [`placeholder_name`], as a restore without its record gives.
+    pub fn vacate(&mut self, shard: u32, local: u32) {
+        if let Some(names) = self.shards.get_mut(shard as usize) {
+            names.vacate(local, &placeholder_name(shard, local));
+        }
     }
 
     /// Replaces one shard's names (a restored checkpoint).

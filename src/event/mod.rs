@@ -20,8 +20,8 @@ mod tests;
 pub use decode::{DecodeConfig, Decoder};
 pub(crate) use intern::fixed_hasher;
 pub use intern::{
-    Interner, MAX_SHARDS, MAX_TRADERS_PER_SHARD, ShardedNames, Sym, TraderId, local_of, shard_of,
-    stable_hash, trader_id,
+    Interner, MAX_SHARDS, MAX_TRADERS_PER_SHARD, ShardedNames, Sym, TraderId, local_of,
+    placeholder_name, shard_of, stable_hash, trader_id,
 };
 pub use model::*;
 pub use money::Money;

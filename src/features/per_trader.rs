@@ -55,6 +55,18 @@ impl<T: Clone + Default> PerTrader<T> {
         &mut shard[i]
     }
 
+    /// Sets trader `id`'s value back to the default, when it has one (an
+    /// erasure); it does not count as changed.
+    pub fn reset(&mut self, id: TraderId) {
+        if let Some(v) = self
+            .shards
+            .get_mut(shard_of(id) as usize)
+            .and_then(|s| s.get_mut(local_of(id) as usize))
+        {
+            *v = T::default();
+        }
+    }
+
     /// The traders of `shard` changed since the last call (local indexes).
     pub fn take_changed(&mut self, shard: u32) -> Vec<u32> {
         let s = shard as usize;

@@ -157,6 +157,14 @@ impl OnlineScorer {
         }
     }
 
+    /// Forgets trader `id` (an erasure): out of its band, no score kept.
+    pub fn forget(&mut self, id: TraderId) {
+        if self.traders.get(id).is_some() {
+            self.set_band(id, None);
+            self.traders.reset(id);
+        }
+    }
+
     fn set_band(&mut self, id: TraderId, band: Option<Band>) {
         let new = band.map_or(0, |b| b as u8 + 1);
         let s = self.traders.get_mut(id);

@@ -124,6 +124,8 @@ pub struct KafkaSource {
     keys: RefCell<Vec<TopicPartition>>,
     fallback: HashMap<String, Option<EventType>>,
     pub topics: Vec<String>,
+    /// The topic of erasure requests (co-partitioned with the inputs).
+    pub erasure_topic: Option<String>,
     last_error: RefCell<Option<std::time::Instant>>,
 }
 
@@ -159,7 +161,9 @@ impl KafkaSource {
                     brokers: cfg.brokers.clone(),
                     source,
                 })?;
-        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        let erasure_topic = Some(cfg.erasure_topic.clone()).filter(|t| !t.is_empty());
+        let mut topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        topics.extend(erasure_topic.as_deref());
         consumer
             .subscribe(&topics)
             .map_err(|source| SourceError::Subscribe {
@@ -186,6 +190,7 @@ impl KafkaSource {
             keys: RefCell::new(Vec::new()),
             fallback,
             topics: cfg.topics.clone(),
+            erasure_topic,
             last_error: RefCell::new(None),
         })
     }
@@ -225,6 +230,11 @@ impl KafkaSource {
     /// The topic-partition of an input index.
     pub fn key(&self, input: usize) -> Option<TopicPartition> {
         self.keys.borrow().get(input).cloned()
+    }
+
+    /// True for the topic of erasure requests.
+    pub fn is_erasure(&self, topic: &str) -> bool {
+        self.erasure_topic.as_deref() == Some(topic)
     }
 
     /// The event type of messages without one on `topic`.

@@ -104,6 +104,16 @@ impl LocalCache {
         Ok(())
     }
 
+    /// Writes the shard's file anew with only the latest value of each
+    /// key (after an erasure: no older copy of the trader stays on disk).
+    pub fn compact(&self, shard: u32) -> std::io::Result<()> {
+        if let Some(c) = self.load(shard)? {
+            let records = c.records.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+            self.rewrite(shard, records, c.next_offset)?;
+        }
+        Ok(())
+    }
+
     /// Appends one commit's records of the shard, closed by the changelog
     /// offset everything before is in the file.
     pub fn append(

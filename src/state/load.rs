@@ -158,13 +158,19 @@ pub fn restore_shard(
             }
         });
         let Some(mut t) = record else {
-            names.intern(&format!("~missing-{shard}-{local}"));
+            names.push_vacant(&crate::event::placeholder_name(shard, local));
             states.push(TraderState::default());
             alerts.push(AlertState::default());
             scored.push(Scored::default());
             continue;
         };
-        names.intern(&t.name);
+        let placeholder = crate::event::placeholder_name(shard, local);
+        if t.name == placeholder {
+            // An erased trader whose slot changed since (no name kept).
+            names.push_vacant(&placeholder);
+        } else {
+            names.intern(&t.name);
+        }
         if let Some(s) = &mut t.state {
             s.channel = map(s.channel);
             any_state = any_state.max(local + 1);

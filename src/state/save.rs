@@ -73,6 +73,9 @@ pub struct Global {
 pub struct ShardDelta {
     pub shard: u32,
     pub records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// A trader was erased: copies of the shard's state kept elsewhere
+    /// (the local cache) must drop what the tombstones replace.
+    pub erased: bool,
 }
 
 impl ShardDelta {
@@ -127,6 +130,7 @@ pub fn checkpoint_shards(
         let mut d = ShardDelta {
             shard: s,
             records: Vec::new(),
+            erased: false,
         };
         save_shard(engine, s, &mut d, input_name, now);
         if let Some(sh) = engine.shards[s as usize].as_mut() {
@@ -176,6 +180,14 @@ fn save_shard(
     changed.extend(sh.saved_names..interned);
     changed.sort_unstable();
     changed.dedup();
+    // Erased traders: a tombstone, so compaction removes every earlier
+    // record of them from the changelog.
+    let erased = std::mem::take(&mut sh.erased);
+    d.erased |= !erased.is_empty();
+    changed.retain(|l| !erased.contains(l));
+    for &local in &erased {
+        d.remove(Key::Trader(local));
+    }
     for local in changed {
         let id = crate::event::trader_id(s, local);
         let Some(name) = names.map(|n| n.name(local)) else {

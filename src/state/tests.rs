@@ -352,3 +352,66 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_erasure_survives_a_restore_and_leaves_nothing_of_the_trader() {
+    let lines = lines();
+    let n = lines.len();
+    let half = n / 2;
+    // The trader of the last event fed: it still waits for the frontier.
+    let last: serde_json::Value = serde_json::from_slice(&lines[half - 1]).expect("json");
+    let name = last["trader_id"].as_str().expect("trader_id").to_owned();
+    let erase = |e: &mut Engine| {
+        let dropped = e
+            .forget_trader(0, &name)
+            .expect("the shard holds the trader");
+        assert!(dropped > 0, "its latest events were still waiting");
+        assert_eq!(e.forget_trader(0, &name), None, "forgotten already");
+    };
+
+    // Erased and run through.
+    let mut whole = engine();
+    let mut want = Outputs::default();
+    feed(&mut whole, &lines, 0..half, &mut want);
+    erase(&mut whole);
+    feed(&mut whole, &lines, half..n, &mut want);
+    whole.finish();
+    want.take(&mut whole);
+
+    // Erased, saved, restored into a fresh engine, run on.
+    let mut got = Outputs::default();
+    let mut first = engine();
+    let mut deltas = save_into(&mut first, &mut got);
+    feed(&mut first, &lines, 0..half, &mut got);
+    deltas.extend(save_into(&mut first, &mut got));
+    erase(&mut first);
+    deltas.extend(save_into(&mut first, &mut got));
+    drop(first);
+    let kept = compact(&deltas);
+    let held: Vec<&Record> = kept
+        .values()
+        .flatten()
+        .filter(|r| r.value.windows(name.len()).any(|w| w == name.as_bytes()))
+        .collect();
+    assert!(
+        held.is_empty(),
+        "{} records still hold the trader",
+        held.len()
+    );
+    let mut second = engine();
+    for (shard, records) in kept {
+        let r = restore_shard(&mut second, shard, records).expect("restores");
+        second.open_input(0, shard, r.inputs[0].next_offset);
+        if let Some(ts) = r.inputs[0].max_ts {
+            second.watermarks.restore(0, ts);
+        }
+    }
+    assert_eq!(second.forget_trader(0, &name), None, "not restored");
+    feed(&mut second, &lines, half..n, &mut got);
+    second.finish();
+    got.take(&mut second);
+    let (rows, alerts) = got.sorted();
+    let (want_rows, want_alerts) = want.sorted();
+    assert!(rows == want_rows, "KPI rows differ after the restore");
+    assert_eq!(alerts, want_alerts);
+}

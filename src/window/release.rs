@@ -81,6 +81,39 @@ impl ReleaseBuffer {
         Some(p.event)
     }
 
+    /// Drops the waiting events `drop` selects (an erasure); how many.
+    /// Saved blocks may hold copies of them, so when any is dropped every
+    /// block waiting is given up (forgotten at the next checkpoint) and the
+    /// events kept move, in arrival order, to the block being filled, which
+    /// the next checkpoint writes.
+    pub fn purge(&mut self, drop: impl Fn(&Event) -> bool) -> usize {
+        if !self.heap.iter().any(|p| drop(&p.0.event)) {
+            return 0;
+        }
+        let before = self.heap.len();
+        let mut kept: Vec<Pending> = std::mem::take(&mut self.heap)
+            .into_iter()
+            .map(|p| p.0)
+            .filter(|p| !drop(&p.event))
+            .collect();
+        let current = self.block;
+        for (b, _) in std::mem::take(&mut self.waiting) {
+            if b != current {
+                self.done.push(b);
+            }
+        }
+        kept.sort_by_key(|p| p.seq);
+        for p in &mut kept {
+            p.block = current;
+        }
+        if !kept.is_empty() {
+            self.waiting.insert(current, kept.len() as u32);
+        }
+        let removed = before - kept.len();
+        self.heap = kept.into_iter().map(Reverse).collect();
+        removed
+    }
+
     /// Events waiting.
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -176,6 +209,29 @@ mod tests {
         }
         assert_eq!(got, vec![2, 4, 3, 1]);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn a_purge_drops_events_and_rewrites_what_stays() {
+        let mut b = ReleaseBuffer::default();
+        for (ts, id) in [(10, 1), (20, 2), (30, 3)] {
+            b.push(ev(ts, id));
+        }
+        let (no, new, _) = b.take_changes();
+        assert_eq!((no, new.len()), (0, 3));
+        b.push(ev(15, 4));
+        assert_eq!(b.purge(|e| e.id_hash == 2), 1);
+        assert_eq!(b.purge(|e| e.id_hash == 9), 0);
+        // Block 0 (saved with event 2 in it) is forgotten; the three events
+        // kept are written again, in arrival order, as block 1.
+        let (no, new, done) = b.take_changes();
+        let ids: Vec<u64> = new.iter().map(|e| e.id_hash).collect();
+        assert_eq!((no, ids, done), (1, vec![1, 3, 4], vec![0]));
+        let mut got = Vec::new();
+        while let Some(e) = b.pop_before(100) {
+            got.push(e.id_hash);
+        }
+        assert_eq!(got, vec![1, 4, 3]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::kafka::{
 };
 
 /// The history every test replays: 2,000 traders over 30 days.
-fn history(dir: &Path) -> PathBuf {
+pub(crate) fn history(dir: &Path) -> PathBuf {
     let path = dir.join("history.ndjson");
     pulse_ok(&[
         "simulate",
@@ -38,9 +38,9 @@ fn history(dir: &Path) -> PathBuf {
 }
 
 /// Topics and config of one test.
-struct Setup {
-    brokers: String,
-    input: String,
+pub(crate) struct Setup {
+    pub brokers: String,
+    pub input: String,
     kpis: String,
     alerts: String,
     group: String,
@@ -75,7 +75,7 @@ fn setup(dir: &Path, name: &str, extra: &str) -> Setup {
 }
 
 /// `pulse run` arguments of one instance.
-fn args(s: &Setup, instance: &str, idle: Option<&str>) -> Vec<String> {
+pub(crate) fn args(s: &Setup, instance: &str, idle: Option<&str>) -> Vec<String> {
     let mut a: Vec<String> = [
         "run",
         "--config",
@@ -104,7 +104,7 @@ fn args(s: &Setup, instance: &str, idle: Option<&str>) -> Vec<String> {
 
 /// What the golden replay gives: KPI rows (canonical JSON, sorted) and
 /// alert ids.
-struct Golden {
+pub(crate) struct Golden {
     rows: Vec<String>,
     alerts: Vec<String>,
 }
@@ -147,7 +147,7 @@ fn golden(dir: &Path, events: &Path, config: &Path) -> Golden {
 }
 
 /// Every committed message of a topic (read_committed), as JSON.
-fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
+pub(crate) fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
     let mut c = client_config(brokers, &BTreeMap::new());
     c.set("group.id", format!("{topic}.check"))
         .set("isolation.level", "read_committed")
@@ -174,7 +174,7 @@ fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
 
 /// Rows on the KPI topic equal the golden rows exactly; alert ids on the
 /// alert topic equal the golden ids, each once.
-fn assert_golden(s: &Setup, g: &Golden) {
+pub(crate) fn assert_golden(s: &Setup, g: &Golden) {
     let mut rows: Vec<String> = read_topic(&s.brokers, &s.kpis)
         .iter()
         .map(canonical)
@@ -243,7 +243,7 @@ fn read_so_far(r: &Running) -> u64 {
 }
 
 /// Waits until the instances together have read `n` events.
-fn wait_read(rs: &[&Running], n: u64) {
+pub(crate) fn wait_read(rs: &[&Running], n: u64) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let got: u64 = rs.iter().map(|r| read_so_far(r)).sum();
@@ -258,7 +258,7 @@ fn wait_read(rs: &[&Running], n: u64) {
     }
 }
 
-fn sigterm(r: &mut Running) {
+pub(crate) fn sigterm(r: &mut Running) {
     let pid = r.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let st = wait_exit(&mut r.child, Duration::from_secs(120));
@@ -290,15 +290,15 @@ fn slices(events: &[u8], n: usize) -> Vec<Vec<&[u8]>> {
 /// One golden comparison: the broker held for this test alone, a scratch
 /// folder, the history's bytes, its topics and config (with
 /// `extra` settings, given the folder) and the golden replay.
-struct Case {
+pub(crate) struct Case {
     _serial: std::sync::MutexGuard<'static, ()>,
-    dir: crate::common::Scratch,
-    bytes: Vec<u8>,
-    s: Setup,
-    g: Golden,
+    pub dir: crate::common::Scratch,
+    pub bytes: Vec<u8>,
+    pub s: Setup,
+    pub g: Golden,
 }
 
-fn case(name: &str, extra: impl FnOnce(&Path) -> String) -> Case {
+pub(crate) fn case(name: &str, extra: impl FnOnce(&Path) -> String) -> Case {
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch();
     let events = history(dir.path());
