@@ -9,7 +9,8 @@ use anyhow::Context;
 use super::{duration_arg, instant_arg, progress};
 use veloc_pulse::event::time::{DAY_MS, format_rfc3339_ms};
 use veloc_pulse::model::{
-    Bands, EvalConfig, History, Model, TrainConfig, evaluate, model_card, train, write_scores,
+    Bands, EvalConfig, History, Model, Report, TrainConfig, evaluate, model_card, train,
+    write_report, write_scores,
 };
 
 /// `pulse train`.
@@ -157,6 +158,11 @@ pub struct EvaluateArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write an HTML report with SVG charts (ROC, PR, calibration,
+    /// bands, lift, gains, feature importance) to DIR/index.html; the
+    /// model card beside the artifact links it.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
@@ -183,12 +189,52 @@ pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
     );
     bar.finish_and_clear();
     let report = report?;
+    if let Some(dir) = &a.report {
+        let card = a.model.with_extension("md");
+        let card = card
+            .exists()
+            .then(|| std::path::absolute(&card))
+            .transpose()?;
+        let href = card.as_ref().map(|c| format!("file://{}", c.display()));
+        let page = write_report(&report, dir, href.as_deref())?;
+        let page = std::path::absolute(&page)?;
+        if let Some(card) = &card {
+            link_report(card, &report, &page)?;
+        }
+        eprintln!("report: {}", page.display());
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
     }
     Ok(())
+}
+
+/// Adds the report to the model card's list of evaluations (once).
+fn link_report(card: &std::path::Path, r: &Report, page: &std::path::Path) -> anyhow::Result<()> {
+    const SECTION: &str = "\n## Evaluation reports\n\n";
+    let mut text = std::fs::read_to_string(card)
+        .with_context(|| format!("cannot read the model card {}", card.display()))?;
+    let line = format!(
+        "- at {}, {}-day horizon, {} traders: ROC AUC {:.4}, PR AUC {:.4}: [{}](file://{})\n",
+        r.at,
+        r.horizon_days,
+        r.examples,
+        r.ranking.roc_auc,
+        r.ranking.pr_auc,
+        page.display(),
+        page.display()
+    );
+    if text.contains(&line) {
+        return Ok(());
+    }
+    if !text.contains(SECTION) {
+        text += SECTION;
+    }
+    text += &line;
+    std::fs::write(card, text)
+        .with_context(|| format!("cannot update the model card {}", card.display()))
 }
 
 /// `pulse score`.

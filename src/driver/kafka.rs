@@ -263,6 +263,26 @@ fn create_topic(
     Ok(())
 }
 
+/// The restore consumer's context: the end of a partition is what a
+/// restore waits for, not an error to log (librdkafka also reports it as a
+/// global error).
+struct RestoreContext;
+
+impl rdkafka::ClientContext for RestoreContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
+            tracing::debug!(%reason, "changelog partition read to its end");
+        } else {
+            tracing::error!(error = %error, %reason, "changelog restore consumer");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for RestoreContext {}
+
 /// What a restore read of one changelog partition gives: the latest value
 /// of every key, and the offset the partition ended at.
 struct ReadBack {
@@ -303,7 +323,9 @@ fn read_changelog(
         .set("max.partition.fetch.bytes", "16777216")
         // The end of a partition is what a restore waits for: hear it at once.
         .set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer = cc.create().map_err(|e| err(first, e.to_string()))?;
+    let consumer: BaseConsumer<RestoreContext> = cc
+        .create_with_context(RestoreContext)
+        .map_err(|e| err(first, e.to_string()))?;
     // Where each partition ends and where the read stands, for the lag
     // (an estimate: the end counts transaction markers too; an end of
     // partition sets it to zero).

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::ModelError;
 use super::artifact::{Band, Model};
+use super::curves::{Curves, Importance, curves, lift_by_decile, permutation_importance};
 use super::dataset::{History, Population, Snapshot, snapshots};
 use super::logistic::Logistic;
 use super::metrics::{CalibrationRow, TOP, deciles, pr_auc, roc_auc, row, top_fraction};
@@ -73,6 +74,22 @@ pub struct Report {
     pub deciles: Vec<CalibrationRow>,
     pub bands: Vec<CalibrationRow>,
     pub baselines: Baselines,
+    /// Lift per score decile, highest scores first.
+    pub lift: Vec<f64>,
+    /// Permutation importance on the evaluation snapshot, largest first.
+    pub importance: Vec<Importance>,
+    /// ROC, PR and gains curves of the model and both baselines (for the
+    /// HTML report; not in the JSON).
+    #[serde(skip)]
+    pub curves: ScorerCurves,
+}
+
+/// The curves of each scorer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScorerCurves {
+    pub model: Curves,
+    pub recency: Curves,
+    pub rfm_logistic: Curves,
 }
 
 /// Settings of an evaluation.
@@ -187,6 +204,16 @@ pub fn evaluate(history: &History, model: &Model, cfg: EvalConfig) -> Result<Rep
             row(b.as_str().to_string(), &idx, &scores, labels)
         })
         .collect();
+    let names: Vec<String> = model.features.iter().map(|f| f.name.clone()).collect();
+    let rows: Vec<Vec<f64>> = (0..snap.len()).map(|i| snap.row(i).to_vec()).collect();
+    let importance = permutation_importance(&names, &rows, labels, &|r: &[f64]| {
+        model.score(&mut r.to_vec())
+    });
+    let scorer_curves = ScorerCurves {
+        model: curves(&scores, labels),
+        recency: curves(&recency, labels),
+        rfm_logistic: curves(&rfm_scores, labels),
+    };
     Ok(Report {
         model: model.name.clone(),
         model_version: model.version.clone(),
@@ -206,6 +233,9 @@ pub fn evaluate(history: &History, model: &Model, cfg: EvalConfig) -> Result<Rep
                 fitted_examples: base.len(),
             },
         },
+        lift: lift_by_decile(&scores, labels),
+        importance,
+        curves: scorer_curves,
     })
 }
 

@@ -5,12 +5,14 @@
 
 mod artifact;
 mod card;
+mod curves;
 mod dataset;
 mod evaluate;
 mod forest;
 mod logistic;
 mod metrics;
 mod online;
+mod report;
 mod score;
 mod train;
 
@@ -18,12 +20,14 @@ use std::path::PathBuf;
 
 pub use artifact::{Band, Bands, Estimator, FeatureInfo, Model, Reason, round6};
 pub use card::model_card;
+pub use curves::{Curves, Importance};
 pub use dataset::{History, Population, Snapshot, is_activity, snapshots};
-pub use evaluate::{EvalConfig, Report, evaluate, model_scores, space_for};
+pub use evaluate::{EvalConfig, Report, ScorerCurves, evaluate, model_scores, space_for};
 pub use forest::ForestParams;
 pub use logistic::{Calibration, Logistic};
 pub use metrics::{pr_auc, roc_auc};
 pub use online::{OnlineScorer, Scored};
+pub use report::{ReportError, write_report};
 pub use score::write_scores;
 pub use train::{TrainConfig, train};
 

@@ -355,3 +355,95 @@ fn offline_snapshots_and_the_live_state_give_the_same_vectors() {
         );
     }
 }
+
+/// `pulse evaluate --report DIR`: an HTML page whose seven charts all draw
+/// in headless Chromium with no console error and no network request; the
+/// model card links it; the screenshot is kept.
+#[test]
+fn the_evaluation_report_draws_every_chart_in_chromium() {
+    crate::common::require_program("chromium", "chromium");
+    crate::common::require_program("node", "nodejs");
+    let dir = scratch();
+    let events = simulated(dir.path(), 3, 4_000, 150);
+    let events = events.to_str().unwrap();
+    let model = dir.path().join("churn.json");
+    let model = model.to_str().unwrap();
+    pulse_ok(&[
+        "train",
+        "--events",
+        events,
+        "--cutoff",
+        "2026-03-01",
+        "--cutoff",
+        "2026-04-01",
+        "--out",
+        model,
+        "--trees",
+        "10",
+        "--name",
+        "churn",
+    ]);
+    let report = dir.path().join("report");
+    let out = pulse_ok(&[
+        "evaluate",
+        "--events",
+        events,
+        "--at",
+        "2026-04-25",
+        "--model",
+        model,
+        "--json",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["lift"].as_array().unwrap().len(), 10);
+    let importance = r["importance"].as_array().unwrap();
+    assert!(importance.len() > 10, "{importance:?}");
+    assert!(importance[0]["auc_drop"].as_f64().unwrap() > 0.0);
+    let page = report.join("index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<figure data-chart=").count(), 7);
+    assert!(!html.contains("<script") && !html.contains("https://"));
+    let card = std::fs::read_to_string(model.replace(".json", ".md")).unwrap();
+    assert!(
+        card.contains("## Evaluation reports") && card.contains(page.to_str().unwrap()),
+        "the model card links the report:\n{card}"
+    );
+    // A second run with the same report links it once.
+    pulse_ok(&[
+        "evaluate",
+        "--events",
+        events,
+        "--at",
+        "2026-04-25",
+        "--model",
+        model,
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let again = std::fs::read_to_string(model.replace(".json", ".md")).unwrap();
+    assert_eq!(again, card);
+
+    let shot = concat!(env!("CARGO_TARGET_TMPDIR"), "/evaluation-report.png");
+    let check = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/page-check/report.mjs"
+        ))
+        .arg(&page)
+        .arg(shot)
+        .output()
+        .expect("node runs the report check");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "report check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        std::fs::metadata(shot).is_ok_and(|m| m.len() > 10_000),
+        "screenshot saved at {shot}"
+    );
+    println!("screenshot: {shot}\n{stdout}");
+}
