@@ -36,7 +36,8 @@ pub enum DriverError {
 }
 
 /// Why a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Stopped {
     /// The input ended (a file).
     End,
@@ -48,11 +49,7 @@ pub enum Stopped {
 
 impl Stopped {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Stopped::End => "end",
-            Stopped::Idle => "idle",
-            Stopped::Signal => "signal",
-        }
+        self.into()
     }
 }
 

@@ -4,39 +4,37 @@ use super::intern::{Sym, TraderId};
 use super::money::Money;
 
 /// Defines a closed set of contract strings as an enum with `ALL`, `as_str`,
-/// `parse` and a dense `index`, so that every closed set (event types,
-/// statuses, platforms, ...) is spelled once.
+/// `parse`, `Display` and a dense `index`, so that every closed set (event
+/// types, statuses, platforms, ...) is spelled once. The string tables are
+/// strum's derives; the macro only names each variant's contract spelling.
 macro_rules! closed_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+            strum::EnumString, strum::IntoStaticStr, strum::VariantNames, strum::Display,
+        )]
+        pub enum $name { $(#[strum(serialize = $text)] $variant),+ }
 
         impl $name {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
             /// Contract spellings, in declaration order (for error messages).
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
+            pub const NAMES: &'static [&'static str] = <$name as strum::VariantNames>::VARIANTS;
 
             /// The contract spelling.
             pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
+                self.into()
             }
 
             /// Parses the contract spelling (exact, case-sensitive).
             pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
+                <Self as std::str::FromStr>::from_str(s).ok()
             }
 
             /// Dense index in `0..ALL.len()`, for counter arrays.
             pub fn index(self) -> usize {
                 self as usize
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
             }
         }
     };

@@ -275,3 +275,56 @@ mod properties {
         }
     }
 }
+
+/// The closed sets (strum underneath) keep their contract spellings: every
+/// value round-trips through its string, `NAMES` lists them in order,
+/// `Display` writes them, and a near miss is refused.
+#[test]
+fn closed_sets_spell_and_parse_their_contract_strings() {
+    fn check<T: Copy + PartialEq + std::fmt::Debug + std::fmt::Display>(
+        all: &[T],
+        names: &[&str],
+        as_str: fn(T) -> &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) {
+        assert_eq!(all.len(), names.len());
+        for (v, name) in all.iter().zip(names) {
+            assert_eq!(as_str(*v), *name);
+            assert_eq!(v.to_string(), *name);
+            assert_eq!(parse(name), Some(*v));
+            assert_eq!(parse(&name.to_uppercase()), None, "case-sensitive");
+        }
+    }
+    check(
+        EventType::ALL,
+        EventType::NAMES,
+        EventType::as_str,
+        EventType::parse,
+    );
+    assert_eq!(
+        EventType::NAMES,
+        [
+            "signup",
+            "login",
+            "deposit",
+            "withdrawal",
+            "trade",
+            "campaign"
+        ]
+    );
+    check(
+        Platform::ALL,
+        Platform::NAMES,
+        Platform::as_str,
+        Platform::parse,
+    );
+    check(
+        TradeStatus::ALL,
+        TradeStatus::NAMES,
+        TradeStatus::as_str,
+        TradeStatus::parse,
+    );
+    check(Reason::ALL, Reason::NAMES, Reason::as_str, Reason::parse);
+    assert_eq!(Reason::StateFull.as_str(), "state_full");
+    assert_eq!(EventType::parse("deposits"), None);
+}

@@ -19,8 +19,21 @@ const BUNDLED: &str = include_str!("../../models/churn-default.json");
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A churn-risk band of the alert contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Band {
     Low,
     Medium,
@@ -32,12 +45,7 @@ impl Band {
     pub const ALL: [Band; 4] = [Band::Low, Band::Medium, Band::High, Band::Critical];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Band::Low => "low",
-            Band::Medium => "medium",
-            Band::High => "high",
-            Band::Critical => "critical",
-        }
+        self.into()
     }
 }
 

@@ -8,7 +8,8 @@ use super::catalog::{CHANNELS, COUNTRIES, PLATFORMS, pick};
 use crate::event::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// True segment of a simulated trader (what the observed segment estimates).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum TrueSegment {
     LowVolume,
     Moderate,
@@ -17,11 +18,7 @@ pub enum TrueSegment {
 
 impl TrueSegment {
     pub fn as_str(self) -> &'static str {
-        match self {
-            TrueSegment::LowVolume => "low_volume",
-            TrueSegment::Moderate => "moderate",
-            TrueSegment::Vip => "vip",
-        }
+        self.into()
     }
 
     /// Median deposit ticket, log-normal spread of tickets.
