@@ -322,7 +322,10 @@ fn read_changelog(
         .set("fetch.max.bytes", "104857600")
         .set("max.partition.fetch.bytes", "16777216")
         // The end of a partition is what a restore waits for: hear it at once.
-        .set("fetch.wait.max.ms", "10");
+        .set("fetch.wait.max.ms", "10")
+        // As the group's consumer: a `max.poll.interval.ms` the user lowers
+        // for it must stay valid here too (it may not be below this).
+        .set("session.timeout.ms", "10000");
     let consumer: BaseConsumer<RestoreContext> = cc
         .create_with_context(RestoreContext)
         .map_err(|e| err(first, e.to_string()))?;

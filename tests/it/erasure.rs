@@ -67,6 +67,8 @@ fn pulse_forget_erases_a_trader_from_memory_and_the_changelog() {
     let group = format!("{input}.g");
     // One partition: the audit is read back in one pass.
     kafka_script(&["create-topic", &audit, "1"]);
+    // A lowered max.poll.interval.ms (below librdkafka's default session
+    // timeout) must suit every consumer, the restore's too.
     let config = dir.path().join("pulse.toml");
     let cache = dir.path().join("cache");
     std::fs::write(
@@ -76,7 +78,8 @@ fn pulse_forget_erases_a_trader_from_memory_and_the_changelog() {
              alert_topic = \"{input}.alerts\"\ndead_letter_topic = \"{input}.dlq\"\n\
              late_topic = \"{input}.late\"\n\
              [model]\npath = \"{ROOT}/models/churn-default.json\"\n\
-             [state]\ncommit_every = \"300ms\"\ndir = \"{cache}\"\n",
+             [state]\ncommit_every = \"300ms\"\ndir = \"{cache}\"\n\
+             [kafka.properties]\n\"max.poll.interval.ms\" = \"20000\"\n",
             cache = cache.display()
         ),
     )
