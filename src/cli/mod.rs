@@ -54,6 +54,8 @@ enum Command {
     Evaluate(model::EvaluateArgs),
     /// Score every trader seen up to a time, as CSV.
     Score(model::ScoreArgs),
+    /// Export the feature vectors (and labels, scores) at a time, as Arrow IPC.
+    Features(model::FeaturesArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -69,6 +71,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => model::run_train(a),
         Command::Evaluate(a) => model::run_evaluate(a),
         Command::Score(a) => model::run_score(a),
+        Command::Features(a) => model::run_features(a),
     }
 }
 

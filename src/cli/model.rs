@@ -9,8 +9,8 @@ use anyhow::Context;
 use super::{duration_arg, instant_arg, progress};
 use veloc_pulse::event::time::{DAY_MS, format_rfc3339_ms};
 use veloc_pulse::model::{
-    Bands, EvalConfig, History, Model, Report, TrainConfig, evaluate, model_card, train,
-    write_report, write_scores,
+    Bands, EvalConfig, ExportConfig, History, MAX_CHANNELS, Model, Population, Report, TrainConfig,
+    evaluate, feature_table, model_card, train, write_ipc, write_report, write_scores,
 };
 
 /// `pulse train`.
@@ -235,6 +235,80 @@ fn link_report(card: &std::path::Path, r: &Report, page: &std::path::Path) -> an
     text += &line;
     std::fs::write(card, text)
         .with_context(|| format!("cannot update the model card {}", card.display()))
+}
+
+/// `pulse features`.
+#[derive(clap::Args, Debug)]
+pub struct FeaturesArgs {
+    /// NDJSON event history.
+    #[arg(long)]
+    events: PathBuf,
+    /// Snapshot time: features from events up to it only.
+    #[arg(long, value_parser = instant_arg)]
+    at: i64,
+    /// Add the `churned` label: no trade and no approved deposit in
+    /// (at, at + horizon].
+    #[arg(long, value_parser = duration_arg)]
+    horizon: Option<i64>,
+    /// Traders with a trade or approved deposit this long before --at, as
+    /// the trainer selects them [default: the model's, else 90d].
+    #[arg(long, value_parser = duration_arg, conflicts_with = "everyone")]
+    active_within: Option<i64>,
+    /// Every trader seen up to --at, as `pulse score` takes them.
+    #[arg(long)]
+    everyone: bool,
+    /// Model artifact: its feature order and a `churn_score` column.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Output file: Arrow IPC (Feather v2), `.arrow` or `.feather`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run_features(a: FeaturesArgs) -> anyhow::Result<()> {
+    let ext = a.out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    anyhow::ensure!(
+        ["arrow", "feather", "ipc"].contains(&ext),
+        "--out {}: write an Arrow IPC file (.arrow or .feather; pandas.read_feather, \
+         polars.read_ipc, pyarrow.feather); Parquet is not built into pulse (it would \
+         turn on DataFusion's parquet feature and rebuild it)",
+        a.out.display()
+    );
+    let model = a.model.as_deref().map(Model::load).transpose()?;
+    let history = load_history(&a.events)?;
+    let population = if a.everyone {
+        Population::Everyone
+    } else {
+        let days = model
+            .as_ref()
+            .map_or(90.0, |m| m.training.active_within_days);
+        Population::ActiveWithin(
+            a.active_within
+                .unwrap_or((days * DAY_MS as f64).round() as i64),
+        )
+    };
+    let bar = progress::phase("features");
+    let table = feature_table(
+        &history,
+        model.as_ref(),
+        MAX_CHANNELS,
+        ExportConfig {
+            at: a.at,
+            horizon_ms: a.horizon,
+            population,
+        },
+    );
+    bar.finish_and_clear();
+    let table = table?;
+    write_ipc(&table, &a.out)?;
+    eprintln!(
+        "{}: {} traders x {} columns at {}",
+        a.out.display(),
+        table.num_rows(),
+        table.num_columns(),
+        format_rfc3339_ms(a.at)
+    );
+    Ok(())
 }
 
 /// `pulse score`.

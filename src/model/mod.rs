@@ -8,6 +8,7 @@ mod card;
 mod curves;
 mod dataset;
 mod evaluate;
+mod export;
 mod forest;
 mod logistic;
 mod metrics;
@@ -23,13 +24,14 @@ pub use card::model_card;
 pub use curves::{Curves, Importance};
 pub use dataset::{History, Population, Snapshot, is_activity, snapshots};
 pub use evaluate::{EvalConfig, Report, ScorerCurves, evaluate, model_scores, space_for};
+pub use export::{ExportConfig, ExportError, feature_table, write_ipc};
 pub use forest::ForestParams;
 pub use logistic::{Calibration, Logistic};
 pub use metrics::{pr_auc, roc_auc};
 pub use online::{OnlineScorer, Scored};
 pub use report::{ReportError, write_report};
 pub use score::write_scores;
-pub use train::{TrainConfig, train};
+pub use train::{MAX_CHANNELS, TrainConfig, train};
 
 /// Failures of training, evaluation, scoring and model loading.
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,9 @@ pub struct TrainConfig {
     pub max_channels: usize,
 }
 
+/// Acquisition channels that become features by default.
+pub const MAX_CHANNELS: usize = 12;
+
 impl TrainConfig {
     pub fn new(name: &str, cutoffs: Vec<i64>, horizon_ms: i64, active_within_ms: i64) -> Self {
         Self {
@@ -41,7 +44,7 @@ impl TrainConfig {
             bands: Bands::default(),
             forest: ForestParams::default(),
             alpha: 1.0,
-            max_channels: 12,
+            max_channels: MAX_CHANNELS,
         }
     }
 }

@@ -447,3 +447,120 @@ fn the_evaluation_report_draws_every_chart_in_chromium() {
     );
     println!("screenshot: {shot}\n{stdout}");
 }
+
+/// `pulse features` writes the vectors the scorer computes: read back with
+/// pyarrow, the file has a row per trader `pulse score` scores, the
+/// model's features in its order, and the same scores; with a horizon the
+/// labels are there and the population is the trainer's.
+#[test]
+fn the_feature_export_reads_back_in_pyarrow_as_pulse_score_sees_it() {
+    let dir = scratch();
+    let events = simulated(dir.path(), 3, 4_000, 150);
+    let events = events.to_str().unwrap();
+    let model = dir.path().join("churn.json");
+    let model = model.to_str().unwrap();
+    pulse_ok(&[
+        "train",
+        "--events",
+        events,
+        "--cutoff",
+        "2026-03-01",
+        "--cutoff",
+        "2026-04-01",
+        "--out",
+        model,
+        "--trees",
+        "10",
+        "--name",
+        "churn",
+    ]);
+    let (all, labelled, scores) = (
+        dir.path().join("all.arrow"),
+        dir.path().join("labelled.feather"),
+        dir.path().join("scores.csv"),
+    );
+    let at = "2026-04-25";
+    pulse_ok(&[
+        "features",
+        "--events",
+        events,
+        "--at",
+        at,
+        "--everyone",
+        "--model",
+        model,
+        "--out",
+        all.to_str().unwrap(),
+    ]);
+    pulse_ok(&[
+        "features",
+        "--events",
+        events,
+        "--at",
+        at,
+        "--horizon",
+        "30d",
+        "--out",
+        labelled.to_str().unwrap(),
+    ]);
+    pulse_ok(&[
+        "score",
+        "--events",
+        events,
+        "--at",
+        at,
+        "--model",
+        model,
+        "--out",
+        scores.to_str().unwrap(),
+    ]);
+    let refused = pulse()
+        .args([
+            "features",
+            "--events",
+            events,
+            "--at",
+            at,
+            "--out",
+            "x.parquet",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(".arrow"));
+
+    let check = r#"
+import csv, json, sys
+import pyarrow.feather as feather
+all_, labelled, scores, model = sys.argv[1:5]
+t = feather.read_table(all_).to_pydict()
+rows = {r["trader_id"]: r for r in csv.DictReader(open(scores))}
+names = [f["name"] for f in json.load(open(model))["features"]]
+cols = list(t.keys())
+assert cols[:2] == ["trader_id", "at"], cols[:2]
+assert cols[2:-1] == names, (cols[2:-1], names)
+assert cols[-1] == "churn_score"
+assert sorted(t["trader_id"]) == sorted(rows), (len(t["trader_id"]), len(rows))
+worst = max(abs(float(rows[i]["churn_score"]) - s) for i, s in zip(t["trader_id"], t["churn_score"]))
+assert worst < 5e-7, worst
+l = feather.read_table(labelled)
+assert "churned" in l.column_names and "churn_score" not in l.column_names
+churned = l.column("churned").to_pylist()
+assert 0 < sum(churned) < len(churned)
+assert l.column("days_since_activity").to_pylist() and max(l.column("days_since_activity").to_pylist()) <= 90
+print(json.dumps({"traders": len(rows), "columns": len(cols), "labelled": l.num_rows, "worst": worst}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", check])
+        .args([&all, &labelled, &scores])
+        .arg(model)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pyarrow check failed (scripts/install-test-deps installs pyarrow):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+}
