@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use super::metrics::ranked;
+
 /// Points kept per curve (the ends always are).
 const MAX_POINTS: usize = 400;
 
@@ -18,18 +20,6 @@ pub struct Curves {
     /// (fraction of traders contacted, fraction of churners reached),
     /// highest scores first, from (0,0) to (1,1).
     pub gains: Vec<(f64, f64)>,
-}
-
-/// Indices by descending score, stayers first among equal scores (as the
-/// ranking metrics break ties: a constant score earns no credit).
-fn ranked(scores: &[f64], labels: &[bool]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| {
-        scores[b]
-            .total_cmp(&scores[a])
-            .then(labels[a].cmp(&labels[b]))
-    });
-    idx
 }
 
 /// Every `n`-th point and the last.

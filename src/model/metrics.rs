@@ -52,7 +52,7 @@ pub fn pr_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
 
 /// Indices by descending score; among equal scores, stayers first (so a
 /// constant score earns no credit).
-fn ranked(scores: &[f64], labels: &[bool]) -> Vec<usize> {
+pub(super) fn ranked(scores: &[f64], labels: &[bool]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| {
         scores[b]

@@ -356,6 +356,30 @@ fn offline_snapshots_and_the_live_state_give_the_same_vectors() {
     }
 }
 
+/// A small history (4,000 traders, 150 days) and a quick model of it:
+/// (events, model) paths.
+fn small_model(dir: &Path) -> (String, String) {
+    let events = simulated(dir, 3, 4_000, 150);
+    let events = events.to_str().unwrap().to_owned();
+    let model = dir.join("churn.json").to_str().unwrap().to_owned();
+    pulse_ok(&[
+        "train",
+        "--events",
+        &events,
+        "--cutoff",
+        "2026-03-01",
+        "--cutoff",
+        "2026-04-01",
+        "--out",
+        &model,
+        "--trees",
+        "10",
+        "--name",
+        "churn",
+    ]);
+    (events, model)
+}
+
 /// `pulse evaluate --report DIR`: an HTML page whose seven charts all draw
 /// in headless Chromium with no console error and no network request; the
 /// model card links it; the screenshot is kept.
@@ -364,25 +388,8 @@ fn the_evaluation_report_draws_every_chart_in_chromium() {
     crate::common::require_program("chromium", "chromium");
     crate::common::require_program("node", "nodejs");
     let dir = scratch();
-    let events = simulated(dir.path(), 3, 4_000, 150);
-    let events = events.to_str().unwrap();
-    let model = dir.path().join("churn.json");
-    let model = model.to_str().unwrap();
-    pulse_ok(&[
-        "train",
-        "--events",
-        events,
-        "--cutoff",
-        "2026-03-01",
-        "--cutoff",
-        "2026-04-01",
-        "--out",
-        model,
-        "--trees",
-        "10",
-        "--name",
-        "churn",
-    ]);
+    let (events, model) = small_model(dir.path());
+    let (events, model) = (events.as_str(), model.as_str());
     let report = dir.path().join("report");
     let out = pulse_ok(&[
         "evaluate",
@@ -455,25 +462,8 @@ fn the_evaluation_report_draws_every_chart_in_chromium() {
 #[test]
 fn the_feature_export_reads_back_in_pyarrow_as_pulse_score_sees_it() {
     let dir = scratch();
-    let events = simulated(dir.path(), 3, 4_000, 150);
-    let events = events.to_str().unwrap();
-    let model = dir.path().join("churn.json");
-    let model = model.to_str().unwrap();
-    pulse_ok(&[
-        "train",
-        "--events",
-        events,
-        "--cutoff",
-        "2026-03-01",
-        "--cutoff",
-        "2026-04-01",
-        "--out",
-        model,
-        "--trees",
-        "10",
-        "--name",
-        "churn",
-    ]);
+    let (events, model) = small_model(dir.path());
+    let (events, model) = (events.as_str(), model.as_str());
     let (all, labelled, scores) = (
         dir.path().join("all.arrow"),
         dir.path().join("labelled.feather"),
