@@ -851,10 +851,21 @@ pub fn commit_with(
             commit_transaction(d, &offsets, group, last, &on_fail)
         }
         Delivery::AtLeastOnce => {
-            let r = d
-                .producer
-                .flush(d.settings.timeout)
-                .map_err(KafkaError::from);
+            // Everything sent must be delivered before the offsets move on;
+            // while the broker is away the flush waits (the messages stay
+            // queued), not ready meanwhile, instead of stopping the run.
+            let ready = status_ready.clone();
+            let mut failed = false;
+            let timeout = d.settings.timeout;
+            let producer = d.producer.clone();
+            let r = retry(|| producer.flush(timeout), &mut || {
+                failed = true;
+                if let Some(r) = &ready {
+                    r.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .map_err(KafkaError::from);
+            d.failing |= failed;
             match (r, k) {
                 (Ok(()), Some(k)) => k.commit(&offsets, last).map_err(KafkaError::from),
                 (r, _) => r,
@@ -940,7 +951,7 @@ fn commit_transaction(
     Ok(())
 }
 
-/// Retries a transaction step while the broker is away.
+/// Retries a transaction step (or a flush) while the broker is away.
 /// `failed` hears each failure (the service is not ready meanwhile).
 fn retry(
     mut step: impl FnMut() -> Result<(), SinkError>,
@@ -1006,4 +1017,39 @@ pub fn ready(core: &Core) -> bool {
     core.kafka
         .as_ref()
         .is_some_and(|d| !d.restoring && !d.failing && d.names.iter().any(Option::is_some))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_that_times_out_is_retried_until_it_delivers() {
+        let mut attempts = 0;
+        let mut failures = 0;
+        let r = retry(
+            || {
+                attempts += 1;
+                if attempts < 3 {
+                    Err(SinkError::Flush(Duration::from_millis(1)))
+                } else {
+                    Ok(())
+                }
+            },
+            &mut || failures += 1,
+        );
+        assert!(r.is_ok());
+        assert_eq!((attempts, failures), (3, 2));
+        // Errors that retrying cannot heal come back at once.
+        let r = retry(
+            || {
+                Err(SinkError::Send {
+                    topic: "t".into(),
+                    source: rdkafka::error::KafkaError::Canceled,
+                })
+            },
+            &mut || {},
+        );
+        assert!(r.is_err());
+    }
 }

@@ -68,7 +68,15 @@ impl SinkError {
 
     /// Trying the same step again may work (the broker is away).
     pub fn is_retriable(&self) -> bool {
-        matches!(self, SinkError::Transaction { source: KafkaError::Transaction(e), .. } if e.is_retriable())
+        match self {
+            SinkError::Transaction {
+                source: KafkaError::Transaction(e),
+                ..
+            } => e.is_retriable(),
+            // Undelivered messages stay queued: flushing again may finish.
+            SinkError::Flush(_) => true,
+            _ => false,
+        }
     }
 }
 
