@@ -91,9 +91,14 @@ struct Ctx {
     /// Per partition, the offset after the last delivered message of the
     /// "state" sink (the changelog): where a local cache stands.
     state_ends: Arc<Mutex<std::collections::HashMap<i32, i64>>>,
+    global_errors: super::ErrorLog,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.global_errors.report("producer", &error, reason);
+    }
+}
 
 impl ProducerContext for Ctx {
     type DeliveryOpaque = Box<&'static str>;
@@ -189,6 +194,7 @@ impl KafkaSink {
             errors: errors.clone(),
             metrics: metrics.clone(),
             state_ends: state_ends.clone(),
+            global_errors: Default::default(),
         };
         let producer = config
             .create_with_context(ctx)

@@ -3,7 +3,9 @@
 
 mod connect;
 mod kafka;
+mod quiet;
 
 pub use connect::{ConnectError, check_connection, is_secret_setting, mask_secrets};
+pub use quiet::ErrorLog;
 
 pub use kafka::{KafkaSink, MAX_MESSAGE_BYTES, SinkError, client_config};

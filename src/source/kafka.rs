@@ -59,6 +59,7 @@ struct Ctx {
     changes: Arc<Mutex<Vec<Change>>>,
     on_revoke: Arc<Mutex<Option<RevokeHook>>>,
     metrics: Option<Arc<Mutex<Metrics>>>,
+    global_errors: crate::sink::ErrorLog,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -69,6 +70,10 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 impl ClientContext for Ctx {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.global_errors.report("consumer", &error, reason);
+    }
+
     fn stats(&self, stats: Statistics) {
         let Some(m) = &self.metrics else { return };
         let Ok(m) = m.lock() else { return };
@@ -142,6 +147,7 @@ impl KafkaSource {
             changes: changes.clone(),
             on_revoke: on_revoke.clone(),
             metrics,
+            global_errors: Default::default(),
         };
         let mut cc = client_config(&cfg.brokers, &cfg.properties);
         cc.set("group.id", &cfg.group)
