@@ -10,10 +10,7 @@
 // Exits 1 on any console error, page error, failed request, missing tile,
 // unchanged values or timeout; 0 otherwise.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, startRun } from './harness.mjs';
 
 const EXPECTED_TILES = [
   'deposits_amount', 'deposits_count', 'ftd_count', 'signups', 'active_1d', 'active_7d',
@@ -32,24 +29,9 @@ if (!url || !screenshot) {
 }
 
 const summary = { url, errors: [], tiles_before: {}, tiles_after: {}, changed: [], screenshot: null, duration_s: 0 };
-const started = Date.now();
 let collecting = true;
 let context = null;
-const profile = mkdtempSync(join(tmpdir(), 'pulse-page-check-'));
-
-function finish(code) {
-  summary.duration_s = Math.round((Date.now() - started) / 100) / 10;
-  console.log(JSON.stringify(summary, null, 2));
-  try { rmSync(profile, { recursive: true, force: true }); } catch { /* best effort */ }
-  process.exit(code);
-}
-
-// A last resort against a hung browser: report and leave.
-const hardStop = setTimeout(() => {
-  summary.errors.push(`hard timeout after ${HARD_TIMEOUT_MS / 1000} s`);
-  finish(1);
-}, HARD_TIMEOUT_MS);
-hardStop.unref();
+const { profile, finish } = startRun(summary, { profilePrefix: 'pulse-page-check-', hardTimeoutMs: HARD_TIMEOUT_MS });
 
 const readTiles = (page) => page.evaluate(() => {
   const out = {};
@@ -60,16 +42,8 @@ const readTiles = (page) => page.evaluate(() => {
 });
 
 try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    viewport: { width: 1440, height: 1000 },
-  });
-  const page = context.pages()[0] || await context.newPage();
+  let page;
+  ({ context, page } = await launch(profile));
 
   page.on('console', (msg) => {
     if (!collecting) return;

@@ -16,11 +16,10 @@
 // requests are also blocked), missing or undrawn chart, any [data-chart]
 // figure whose svg draws nothing, or timeout; 0 otherwise; 2 on bad usage.
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, startRun } from './harness.mjs';
 
 const DEFAULT_CHARTS = ['roc', 'pr', 'calibration', 'bands', 'lift', 'gains', 'importance'];
 const LOAD_TIMEOUT_MS = 30_000;
@@ -44,24 +43,9 @@ const isLocal = (u) => /^(file|data):/i.test(u);
 const summary = {
   report, url: null, errors: [], expected, charts: [], extra: [], screenshot: null, duration_s: 0,
 };
-const started = Date.now();
 let collecting = true;
 let context = null;
-const profile = mkdtempSync(join(tmpdir(), 'pulse-report-check-'));
-
-function finish(code) {
-  summary.duration_s = Math.round((Date.now() - started) / 100) / 10;
-  console.log(JSON.stringify(summary, null, 2));
-  try { rmSync(profile, { recursive: true, force: true }); } catch { /* best effort */ }
-  process.exit(code);
-}
-
-// A last resort against a hung browser: report and leave.
-const hardStop = setTimeout(() => {
-  summary.errors.push(`hard timeout after ${HARD_TIMEOUT_MS / 1000} s`);
-  finish(1);
-}, HARD_TIMEOUT_MS);
-hardStop.unref();
+const { profile, finish } = startRun(summary, { profilePrefix: 'pulse-report-check-', hardTimeoutMs: HARD_TIMEOUT_MS });
 
 // Every [data-chart] figure, in page order, measured.
 const readCharts = (page) => page.evaluate(({ drawnSel, notDrawnInside }) => {
@@ -93,16 +77,8 @@ try {
   }
   summary.url = pathToFileURL(path).href;
 
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    viewport: { width: 1440, height: 1000 },
-  });
-  const page = context.pages()[0] || await context.newPage();
+  let page;
+  ({ context, page } = await launch(profile));
 
   // The report must be self-contained: note and block anything not file: or data:.
   const external = new Set();
