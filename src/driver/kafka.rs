@@ -913,7 +913,19 @@ pub fn commit_with(
         }
         Err(KafkaError::Sink(e)) if e.requires_abort() => {
             tracing::warn!(error = %e, "commit aborted; the state rewinds to the last commit");
-            d.producer.abort(d.settings.timeout)?;
+            // An abort that times out (the broker away) must be called again
+            // until it completes: until then every other transaction call
+            // fails with "conflicting abort in progress".
+            let (timeout, producer) = (d.settings.timeout, d.producer.clone());
+            let mut failed = false;
+            let aborted = retry(|| producer.abort(timeout), &mut || {
+                failed = true;
+                if let Some(r) = &status_ready {
+                    r.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+            d.failing |= failed;
+            aborted?;
             d.producer.begin()?;
             d.rewind = true;
             Ok(())
