@@ -173,14 +173,7 @@ impl Engine {
     /// Input `index` feeds `shard`; until it delivers, it holds the
     /// watermark back (in live mode, until the idle timeout).
     pub fn open_input(&mut self, index: usize, shard: u32, next_offset: i64) {
-        if index >= self.inputs.len() {
-            self.inputs.resize(index + 1, None);
-        }
-        self.inputs[index] = Some(InputState {
-            shard,
-            next_offset,
-            erasure: false,
-        });
+        self.set_input(index, shard, next_offset, false);
         self.watermarks.assign(index);
         self.shard_mut(shard);
     }
@@ -190,13 +183,17 @@ impl Engine {
     /// topic with more partitions than the inputs has partitions of no
     /// shard; their requests find nothing).
     pub fn open_erasure_input(&mut self, index: usize, shard: u32, next_offset: i64) {
+        self.set_input(index, shard, next_offset, true);
+    }
+
+    fn set_input(&mut self, index: usize, shard: u32, next_offset: i64, erasure: bool) {
         if index >= self.inputs.len() {
             self.inputs.resize(index + 1, None);
         }
         self.inputs[index] = Some(InputState {
             shard,
             next_offset,
-            erasure: true,
+            erasure,
         });
     }
 
