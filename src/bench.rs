@@ -96,7 +96,7 @@ pub struct BenchReport {
 
 /// Simulates at least `min_events` events, then measures the bare decode and
 /// the ingest pipeline over the same bytes (best of `rounds`).
-pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
+pub fn run(min_events: u64, traders: u32, rounds: u32, stages: &[Stage]) -> BenchReport {
     // Enough days to produce the requested events.
     let mut config = SimConfig {
         traders,
@@ -169,9 +169,12 @@ pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
             (Stage::Rules, &mut rules_best),
             (Stage::Full, &mut full_best),
         ] {
+            if !stages.contains(&stage) {
+                continue;
+            }
             let r = run_engine(&lines, stage, now);
             *best = best.min(r.seconds);
-            if stage == Stage::Full {
+            if stage == Stage::Full || kpi_rows == 0 {
                 (kpi_rows, pipelines, alerts, scored) = (r.rows, r.pipelines, r.alerts, r.scored);
             }
         }
@@ -204,8 +207,8 @@ pub fn run(min_events: u64, traders: u32, rounds: u32) -> BenchReport {
 }
 
 /// What the engine runs in a measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
     /// Windows and SQL pipelines; every alert rule off.
     Kpi,
     /// Plus the default alert rules, no model.

@@ -11,13 +11,17 @@ pub struct Args {
     /// Measurement rounds; the best round counts.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Engine stages to measure (comma-separated); the others report 0.
+    /// One stage alone is what `perf record` should see.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["kpi", "rules", "full"])]
+    stages: Vec<veloc_pulse::bench::Stage>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let r = veloc_pulse::bench::run(a.events, a.traders, a.rounds);
+    let r = veloc_pulse::bench::run(a.events, a.traders, a.rounds, &a.stages);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

@@ -10,6 +10,7 @@ mod ingest;
 mod kpi;
 mod plan;
 mod runner;
+mod slot;
 mod spec;
 mod stats;
 mod udf;

@@ -1,19 +1,25 @@
-//! DataFusion side of a pipeline: a query planned once against empty tables,
-//! then run again and again over new rows.
+//! DataFusion side of a pipeline: a query planned once, down to its
+//! physical plan, then run again and again over new rows.
 //!
-//! Each stage has its own session with in-memory tables whose contents are
-//! swapped before every run; the optimised logical plan is kept, so a run
-//! costs physical planning and execution only.
+//! Each stage has its own session with slot tables (`slot.rs`) whose rows
+//! are handed over before every run; the physical plan is kept and only
+//! its per-run state reset (DataFusion's `reset_plan_states`), so a run
+//! costs execution only. Dynamic filters, the one thing a reset plan may
+//! not carry, are switched off; a recursive query is planned again every
+//! run.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::datasource::MemTable;
-use datafusion::error::Result;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::slot::{Slot, SlotTable};
 
 /// A table a query can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,23 +36,29 @@ pub enum Input {
 pub struct Stage {
     ctx: SessionContext,
     plan: LogicalPlan,
-    inputs: Vec<(Input, Arc<MemTable>)>,
+    /// Built once; `None` for a query that must be planned every run.
+    physical: Option<Arc<dyn ExecutionPlan>>,
+    inputs: Vec<(Input, Slot)>,
     pub output: SchemaRef,
 }
 
 impl Stage {
     /// Plans `sql` against empty tables of the given names and schemas.
     pub async fn plan(sql: &str, tables: &[(&str, Input, SchemaRef)]) -> Result<Stage> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(1)
             .with_batch_size(8192);
+        config
+            .options_mut()
+            .optimizer
+            .enable_dynamic_filter_pushdown = false;
         let ctx = SessionContext::new_with_config(config);
         super::udf::register(&ctx);
         let mut handles = Vec::new();
         for (name, input, schema) in tables {
-            let t = Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?);
+            let t = Arc::new(SlotTable::new(schema.clone()));
             ctx.register_table(*name, t.clone())?;
-            handles.push((*name, *input, t));
+            handles.push((*name, *input, t.slot.clone()));
         }
         let df = ctx.sql(sql).await?;
         let output: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -61,11 +73,14 @@ impl Stage {
         let inputs = handles
             .into_iter()
             .filter(|(name, _, _)| read.iter().any(|r| r == name))
-            .map(|(_, input, t)| (input, t))
+            .map(|(_, input, slot)| (input, slot))
             .collect();
+        let physical = ctx.state().create_physical_plan(&plan).await?;
+        let physical = reusable(&physical)?.then_some(physical);
         Ok(Stage {
             ctx,
             plan,
+            physical,
             inputs,
             output,
         })
@@ -81,16 +96,41 @@ impl Stage {
         &self,
         mut data: impl FnMut(Input) -> Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>> {
-        for (input, table) in &self.inputs {
-            *table.batches[0].write().await = data(*input);
+        for (input, slot) in &self.inputs {
+            *lock(slot)? = data(*input);
         }
-        let physical = self.ctx.state().create_physical_plan(&self.plan).await?;
-        let out = datafusion::physical_plan::collect(physical, self.ctx.task_ctx()).await;
-        for (_, table) in &self.inputs {
-            table.batches[0].write().await.clear();
+        let physical = match &self.physical {
+            Some(p) => reset_plan_states(p.clone()),
+            None => self.ctx.state().create_physical_plan(&self.plan).await,
+        };
+        let out = match physical {
+            Ok(p) => datafusion::physical_plan::collect(p, self.ctx.task_ctx()).await,
+            Err(e) => Err(e),
+        };
+        for (_, slot) in &self.inputs {
+            lock(slot)?.clear();
         }
         out
     }
+}
+
+fn lock(slot: &Slot) -> Result<std::sync::MutexGuard<'_, Vec<RecordBatch>>> {
+    slot.lock()
+        .map_err(|_| DataFusionError::Internal("a slot's lock was poisoned".into()))
+}
+
+/// True when the plan may be reset and executed again: no recursive query,
+/// whose work table lives in the plan.
+fn reusable(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
+    let mut ok = true;
+    plan.apply(|node| {
+        if node.name() == "RecursiveQueryExec" {
+            ok = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(ok)
 }
 
 /// True when `column` of `schema` holds numbers.
