@@ -13,7 +13,7 @@ pub struct Args {
     rounds: u32,
     /// Engine stages to measure (comma-separated); the others report 0.
     /// One stage alone is what `perf record` should see.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["kpi", "rules", "full"])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["kpi", "rules", "full", "doubled"])]
     stages: Vec<veloc_pulse::bench::Stage>,
     /// Print the report as JSON.
     #[arg(long)]
@@ -68,5 +68,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         r.scoring_us,
         r.scoring_us * r.scored as f64 / r.events.max(1) as f64
     );
+    println!(
+        "  KPI path, catalogue twice ({} pipelines) {:>8.0} events/s",
+        2 * r.pipelines,
+        r.doubled_events_per_s
+    );
+    println!(
+        "  cost of doubling the pipelines     {:>12.2}x",
+        r.doubled_cost
+    );
+    let total: f64 = r.pipeline_seconds.iter().map(|(_, s)| s).sum();
+    println!("  pipeline queries: {total:.3} s in the fastest engine run");
+    for (name, s) in &r.pipeline_seconds {
+        println!("    {name:<20} {s:>8.3} s");
+    }
     Ok(())
 }

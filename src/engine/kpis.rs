@@ -52,6 +52,8 @@ pub struct PipelineState {
     pub slices: Vec<Vec<Slice>>,
     /// Per shard, saved slices dropped since the last checkpoint.
     pub forgotten: Vec<Vec<(i64, u32)>>,
+    /// Time spent running this pipeline (for `pulse bench`).
+    pub spent: std::time::Duration,
 }
 
 /// A closed store per shard and table, the pipelines, the captured
@@ -109,6 +111,7 @@ impl Kpis {
                     progress: Vec::new(),
                     slices: Vec::new(),
                     forgotten: Vec::new(),
+                    spent: std::time::Duration::ZERO,
                 })
                 .collect(),
             stores: Vec::new(),
@@ -258,6 +261,7 @@ impl Kpis {
                 }
                 WindowSpec::Snapshot { every_ms } => self.run_snapshot(i, every_ms),
             };
+            self.pipelines[i].spent += started.elapsed();
             let name = self.pipelines[i].p.name.clone();
             match result {
                 Ok(rows) => {
