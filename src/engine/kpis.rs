@@ -126,6 +126,10 @@ impl Kpis {
     /// Makes room for `shard` in every per-shard vector.
     pub fn ensure_shard(&mut self, shard: u32) {
         let n = shard as usize + 1;
+        // Every per-shard vector grows here only, all at once.
+        if self.stores.len() >= n {
+            return;
+        }
         if self.stores.len() < n {
             self.stores
                 .resize_with(n, || vec![ClosedStore::default(); 6]);

@@ -159,6 +159,13 @@ impl Engine {
     /// The shard of `shard`, created when missing.
     pub fn shard_mut(&mut self, shard: u32) -> &mut Shard {
         let s = shard as usize;
+        // Per event: a shard that exists has its KPI state too.
+        if self.shards.get(s).is_some_and(Option::is_some) {
+            let Some(Some(sh)) = self.shards.get_mut(s) else {
+                unreachable!("checked just above")
+            };
+            return sh;
+        }
         if s >= self.shards.len() {
             self.shards.resize_with(s + 1, || None);
         }
