@@ -44,7 +44,7 @@ pub(crate) struct Setup {
     kpis: String,
     alerts: String,
     group: String,
-    config: PathBuf,
+    pub config: PathBuf,
 }
 
 fn setup(dir: &Path, name: &str, extra: &str) -> Setup {
@@ -148,6 +148,16 @@ fn golden(dir: &Path, events: &Path, config: &Path) -> Golden {
 
 /// Every committed message of a topic (read_committed), as JSON.
 pub(crate) fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
+    read_raw(brokers, topic)
+        .iter()
+        .map(|(payload, _)| serde_json::from_slice(payload).unwrap())
+        .collect()
+}
+
+/// Every committed message of partition 0 of a topic (read_committed):
+/// its bytes and its `pulse.reason` header, if any.
+pub(crate) fn read_raw(brokers: &str, topic: &str) -> Vec<(Vec<u8>, Option<String>)> {
+    use rdkafka::message::Headers;
     let mut c = client_config(brokers, &BTreeMap::new());
     c.set("group.id", format!("{topic}.check"))
         .set("isolation.level", "read_committed")
@@ -163,7 +173,15 @@ pub(crate) fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
     loop {
         assert!(Instant::now() < deadline, "reading {topic} took too long");
         match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => out.push(serde_json::from_slice(m.payload().unwrap()).unwrap()),
+            Some(Ok(m)) => {
+                let reason = m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|x| x.key == "pulse.reason")
+                        .and_then(|x| x.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                });
+                out.push((m.payload().unwrap_or_default().to_vec(), reason));
+            }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {}
@@ -271,7 +289,7 @@ fn sigkill(r: &mut Running) {
     wait_exit(&mut r.child, Duration::from_secs(30));
 }
 
-fn run_to_idle(args: &[String]) {
+pub(crate) fn run_to_idle(args: &[String]) {
     let out = pulse().args(args).output().unwrap();
     assert!(
         out.status.success(),

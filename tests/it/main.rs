@@ -7,6 +7,7 @@ mod dashboards;
 mod demo;
 mod durable;
 mod erasure;
+mod hostile;
 mod kafka;
 mod kpis;
 mod model;
