@@ -48,10 +48,13 @@ impl Stage {
         let mut config = SessionConfig::new()
             .with_target_partitions(1)
             .with_batch_size(8192);
-        config
-            .options_mut()
-            .optimizer
-            .enable_dynamic_filter_pushdown = false;
+        // Each kind is read on its own flag; the umbrella flag only sets
+        // them when given through `SET`.
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.enable_dynamic_filter_pushdown = false;
+        optimizer.enable_topk_dynamic_filter_pushdown = false;
+        optimizer.enable_join_dynamic_filter_pushdown = false;
+        optimizer.enable_aggregate_dynamic_filter_pushdown = false;
         let ctx = SessionContext::new_with_config(config);
         super::udf::register(&ctx);
         let mut handles = Vec::new();
@@ -173,6 +176,56 @@ pub fn locate(sql: &str, sql_line: usize, message: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    /// A kept plan sees each run's rows only: joins (whose build side a
+    /// plan caches), top-k and aggregates give what fresh planning would.
+    #[test]
+    fn a_kept_plan_runs_again_over_new_rows() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let batch = |v: &[i64]| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from(v.to_vec())) as _],
+            )
+            .unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let tables = [("t", Input::Event(0), schema.clone())];
+        let values = |out: &[RecordBatch]| -> Vec<i64> {
+            out.iter()
+                .flat_map(|b| {
+                    let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                    // A null (max of nothing) is left out.
+                    c.iter().flatten().collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        for sql in [
+            "SELECT count(*) AS n FROM t a JOIN t b ON a.k = b.k",
+            "SELECT k FROM t ORDER BY k DESC LIMIT 2",
+            "SELECT max(k) FROM t",
+        ] {
+            let stage = rt.block_on(Stage::plan(sql, &tables)).unwrap();
+            assert!(stage.physical.is_some(), "{sql}: the plan is kept");
+            let runs: Vec<Vec<i64>> = [vec![1, 2, 2, 3], vec![7, 7, 7], vec![]]
+                .iter()
+                .map(|rows| {
+                    let out = rt.block_on(stage.run(|_| vec![batch(rows)])).unwrap();
+                    values(&out)
+                })
+                .collect();
+            let want: Vec<Vec<i64>> = match sql.split(' ').nth(1) {
+                Some("count(*)") => vec![vec![6], vec![9], vec![0]],
+                Some("k") => vec![vec![3, 2], vec![7, 7], vec![]],
+                _ => vec![vec![3], vec![7], vec![]],
+            };
+            assert_eq!(runs, want, "{sql}");
+        }
+    }
 
     #[test]
     fn locates_errors_by_identifier() {
