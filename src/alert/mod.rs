@@ -20,5 +20,5 @@ pub use metrics::RiskMetrics;
 pub use risk::{Clock, Risk};
 pub use rules::{Ctx, TraderRules};
 pub use sent::{SentBlock, SentIds};
-pub use sink::{AlertOutputs, RECENT_ALERTS};
+pub use sink::{AlertOutputs, RECENT_ALERTS, RecentAlert, RecentAlerts};
 pub use state::AlertState;

@@ -15,6 +15,18 @@ use crate::sink::KafkaSink;
 /// Alerts kept for `/api/alerts`.
 pub const RECENT_ALERTS: usize = 500;
 
+/// One alert kept for `/api/alerts`: its JSON text, serialised once for
+/// the topic and the page alike (a `serde_json::Value` per alert cost a
+/// fifth of `pulse run`'s engine thread), and its trader for erasure.
+#[derive(Debug, Clone)]
+pub struct RecentAlert {
+    pub trader_id: Option<String>,
+    pub json: String,
+}
+
+/// The newest alerts, oldest first.
+pub type RecentAlerts = Arc<Mutex<VecDeque<RecentAlert>>>;
+
 /// The alert outputs of one engine.
 #[derive(Default)]
 pub struct AlertOutputs {
@@ -23,7 +35,7 @@ pub struct AlertOutputs {
     pub topic: Option<(KafkaSink, String)>,
     /// Every alert, in memory (tests, replay summaries).
     pub keep: Option<Vec<Alert>>,
-    pub recent: Option<Arc<Mutex<VecDeque<serde_json::Value>>>>,
+    pub recent: Option<RecentAlerts>,
     pub metrics: Option<RiskMetrics>,
     /// Latency from event time (live event streams) instead of from the
     /// triggering message's arrival (simulated or replayed time).
@@ -71,7 +83,7 @@ impl AlertOutputs {
                 clippy::expect_used,
                 reason = "an alert is plain data (strings, numbers, maps): serialising it cannot fail"
             )]
-            let json = serde_json::to_value(&*a).expect("an alert serialises");
+            let json = serde_json::to_string(&*a).expect("an alert serialises");
             if let Some((sink, topic)) = &self.topic {
                 let key = a
                     .trader_id
@@ -82,13 +94,7 @@ impl AlertOutputs {
                             .map(|k| format!("{}.{}", k.pipeline, k.value))
                     })
                     .unwrap_or_default();
-                sink.send(
-                    "alerts",
-                    topic,
-                    key.as_bytes(),
-                    json.to_string().as_bytes(),
-                    &[],
-                );
+                sink.send("alerts", topic, key.as_bytes(), json.as_bytes(), &[]);
             }
             if let Some(recent) = &self.recent
                 && let Ok(mut r) = recent.lock()
@@ -96,7 +102,10 @@ impl AlertOutputs {
                 if r.len() >= RECENT_ALERTS {
                     r.pop_front();
                 }
-                r.push_back(json);
+                r.push_back(RecentAlert {
+                    trader_id: a.trader_id.clone(),
+                    json,
+                });
             }
         }
         if let Some(keep) = &mut self.keep {

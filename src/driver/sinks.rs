@@ -224,7 +224,7 @@ impl Sinks {
         if let Some(recent) = &self.alerts.recent
             && let Ok(mut r) = recent.lock()
         {
-            r.retain(|x| x["trader_id"].as_str() != Some(a.trader_id.as_str()));
+            r.retain(|x| x.trader_id.as_deref() != Some(a.trader_id.as_str()));
         }
         if let Some(m) = &self.metrics
             && let Ok(m) = m.lock()

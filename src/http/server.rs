@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use super::access::{Access, require_token};
-use crate::alert::RECENT_ALERTS;
+use crate::alert::{RECENT_ALERTS, RecentAlerts};
 use crate::metrics::Metrics;
 use crate::pipeline::{KpiBoard, SharedBoard, Summary};
 
@@ -57,7 +57,7 @@ pub struct AppState {
     pub board: SharedBoard,
     pub status: Arc<Mutex<LiveStatus>>,
     /// The latest alerts emitted (newest last), for `/api/alerts`.
-    pub alerts: Arc<Mutex<VecDeque<serde_json::Value>>>,
+    pub alerts: RecentAlerts,
     /// Who may read `/api/*` and `/metrics`.
     pub access: Access,
     started: Instant,
@@ -148,14 +148,19 @@ async fn kpis(State(state): State<AppState>) -> Json<KpiBoard> {
     Json(lock(&state.board))
 }
 
-async fn alerts(
-    State(state): State<AppState>,
-    Query(q): Query<AlertsQuery>,
-) -> Json<serde_json::Value> {
+async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>) -> impl IntoResponse {
     let all = lock(&state.alerts);
     let limit = q.limit.unwrap_or(50).min(RECENT_ALERTS);
-    let newest: Vec<&serde_json::Value> = all.iter().rev().take(limit).collect();
-    Json(serde_json::json!({ "alerts": newest }))
+    // Each alert is JSON text already: the body is written around them.
+    let mut body = String::from(r#"{"alerts":["#);
+    for (i, a) in all.iter().rev().take(limit).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&a.json);
+    }
+    body.push_str("]}");
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
