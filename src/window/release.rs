@@ -81,9 +81,12 @@ impl ReleaseBuffer {
             self.queue.extend(new);
             return;
         }
-        let old = std::mem::take(&mut self.queue);
-        let mut merged = VecDeque::with_capacity(old.len() + new.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
+        // Only the queued events after the first arrival can interleave
+        // with the arrivals: merge that tail, keep the head where it is.
+        let tail = self
+            .queue
+            .split_off(self.queue.partition_point(|p| *p <= new[0]));
+        let (mut a, mut b) = (tail.into_iter().peekable(), new.into_iter().peekable());
         loop {
             let next = match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x <= y => a.next(),
@@ -92,11 +95,10 @@ impl ReleaseBuffer {
                 (None, _) => b.next(),
             };
             match next {
-                Some(p) => merged.push_back(p),
+                Some(p) => self.queue.push_back(p),
                 None => break,
             }
         }
-        self.queue = merged;
     }
 
     /// The next waiting event before `frontier`, in event-time order.
@@ -249,6 +251,24 @@ mod tests {
         }
         assert_eq!(got, vec![2, 4, 3, 1]);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn arrivals_interleave_with_waiting_events_in_order() {
+        let mut b = ReleaseBuffer::default();
+        for (ts, id) in [(10, 1), (30, 2), (50, 3)] {
+            b.push(ev(ts, id));
+        }
+        assert!(b.pop_before(0).is_none());
+        // Merged into the tail after 10; 30 arrived before the second 30.
+        for (ts, id) in [(40, 4), (20, 5), (30, 6), (60, 7)] {
+            b.push(ev(ts, id));
+        }
+        let mut got = Vec::new();
+        while let Some(e) = b.pop_before(100) {
+            got.push(e.id_hash);
+        }
+        assert_eq!(got, vec![1, 5, 2, 6, 4, 3, 7]);
     }
 
     #[test]
