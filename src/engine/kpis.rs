@@ -265,14 +265,15 @@ impl Kpis {
                 }
                 WindowSpec::Snapshot { every_ms } => self.run_snapshot(i, every_ms),
             };
-            self.pipelines[i].spent += started.elapsed();
+            let took = started.elapsed();
+            self.pipelines[i].spent += took;
             let name = self.pipelines[i].p.name.clone();
             match result {
                 Ok(rows) => {
                     if let Some(m) = &self.metrics
                         && let Ok(mut m) = m.lock()
                     {
-                        m.observe_query(&name, started.elapsed().as_secs_f64());
+                        m.observe_query(&name, took.as_secs_f64());
                     }
                     if !rows.is_empty() {
                         out.push((i, rows));

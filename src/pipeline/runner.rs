@@ -13,13 +13,13 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use super::slot::{Slot, SlotTable};
+use super::slot::{Slot, SlotTable, lock};
 
 /// A table a query can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,11 +115,6 @@ impl Stage {
         }
         out
     }
-}
-
-fn lock(slot: &Slot) -> Result<std::sync::MutexGuard<'_, Vec<RecordBatch>>> {
-    slot.lock()
-        .map_err(|_| DataFusionError::Internal("a slot's lock was poisoned".into()))
 }
 
 /// True when the plan may be reset and executed again: no recursive query,

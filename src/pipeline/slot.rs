@@ -9,14 +9,14 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::memory::{LazyBatchGenerator, LazyMemoryExec};
@@ -24,6 +24,12 @@ use parking_lot::RwLock;
 
 /// The rows of the next run.
 pub type Slot = Arc<Mutex<Vec<RecordBatch>>>;
+
+/// The slot's rows, or an error if a panic while holding it poisoned it.
+pub fn lock(slot: &Slot) -> Result<MutexGuard<'_, Vec<RecordBatch>>> {
+    slot.lock()
+        .map_err(|_| DataFusionError::Internal("a slot's lock was poisoned".into()))
+}
 
 /// A table reading its slot at execution time.
 #[derive(Debug)]
@@ -90,14 +96,7 @@ impl LazyBatchGenerator for SlotReader {
     }
 
     fn generate_next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let batch = self
-            .slot
-            .lock()
-            .map_err(|_| {
-                datafusion::error::DataFusionError::Internal("a slot's lock was poisoned".into())
-            })?
-            .get(self.next)
-            .cloned();
+        let batch = lock(&self.slot)?.get(self.next).cloned();
         self.next += 1;
         Ok(batch)
     }

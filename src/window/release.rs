@@ -77,10 +77,6 @@ impl ReleaseBuffer {
         }
         let mut new = std::mem::take(&mut self.incoming);
         new.sort_by_key(|p| (p.event.ts, p.seq));
-        if self.queue.back().is_none_or(|last| *last <= new[0]) {
-            self.queue.extend(new);
-            return;
-        }
         // Only the queued events after the first arrival can interleave
         // with the arrivals: merge that tail, keep the head where it is.
         let tail = self
