@@ -126,6 +126,12 @@ pub struct KafkaConfig {
     pub erasure_topic: String,
     /// Topic of the audit records of applied erasures (key = request id).
     pub audit_topic: String,
+    /// Scale-out: the group-internal topic through which every instance
+    /// hands its partitions' closed rows to the instance exporting each
+    /// pipeline (co-partitioned with the inputs). Default
+    /// `<group>.partials`; "" turns the merge off: each instance then
+    /// exports its own partitions' share (one instance only).
+    pub partials_topic: Option<String>,
     /// Extra librdkafka settings for every client (security.protocol,
     /// sasl.mechanism, ...). PULSE_KAFKA_USERNAME / PULSE_KAFKA_PASSWORD fill
     /// sasl.username / sasl.password.
@@ -166,6 +172,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("alert_topic", &self.alert_topic)
             .field("erasure_topic", &self.erasure_topic)
             .field("audit_topic", &self.audit_topic)
+            .field("partials_topic", &self.partials_topic)
             .field("properties", &properties)
             .field("guarantee", &self.guarantee)
             .field("instance_id", &self.instance_id)
@@ -186,6 +193,7 @@ impl Default for KafkaConfig {
             alert_topic: "pulse.alerts".into(),
             erasure_topic: "pulse.erasure".into(),
             audit_topic: "pulse.audit".into(),
+            partials_topic: None,
             properties: BTreeMap::new(),
             guarantee: "exactly_once".into(),
             instance_id: None,
@@ -385,6 +393,13 @@ impl Config {
                 self.kafka.erasure_topic
             ));
         }
+        if let Some(p) = self.partials_topic()
+            && (self.kafka.topics.contains(&p) || p == self.kafka.erasure_topic)
+        {
+            problems.push(format!(
+                "kafka.partials_topic: {p:?} is also an input or erasure topic; the partials need a topic of their own (or \"\" for none)"
+            ));
+        }
         if self.kafka.group.trim().is_empty() {
             problems.push("kafka.group: empty; expected a consumer group name".into());
         }
@@ -458,6 +473,15 @@ impl Config {
         }
     }
 
+    /// The partials topic of scale-out; `None` when turned off.
+    pub fn partials_topic(&self) -> Option<String> {
+        match &self.kafka.partials_topic {
+            Some(t) if t.trim().is_empty() => None,
+            Some(t) => Some(t.clone()),
+            None => Some(format!("{}.partials", self.kafka.group)),
+        }
+    }
+
     /// The changelog topic.
     pub fn state_topic(&self) -> String {
         self.state
@@ -468,8 +492,13 @@ impl Config {
 
     /// The transactional id of this instance.
     pub fn transactional_id(&self) -> String {
-        let instance = self.kafka.instance_id.clone().unwrap_or_else(host_name);
-        format!("pulse.{}.{instance}", self.kafka.group)
+        format!("pulse.{}.{}", self.kafka.group, self.instance_name())
+    }
+
+    /// This instance's name in the group (`kafka.instance_id`, else the
+    /// host name).
+    pub fn instance_name(&self) -> String {
+        self.kafka.instance_id.clone().unwrap_or_else(host_name)
     }
 
     /// The window settings (validated).

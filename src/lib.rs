@@ -20,7 +20,9 @@
 //! - [`engine`]: the deterministic core every command shares: ingest, then
 //!   per shard (input partition) release in event-time order into trader
 //!   state, alert rules and tables; ticks and snapshots on event-time
-//!   boundaries; the pipelines over what closed.
+//!   boundaries; the pipelines over what closed. Scale-out: shards send
+//!   what closed as partials, and the merge of each partials partition
+//!   runs its pipelines over every shard's rows.
 //! - [`state`]: durable state: versioned checkpoint records per shard,
 //!   written incrementally, restored into an engine; the optional local
 //!   cache of the changelog.

@@ -112,12 +112,14 @@ pub struct Metrics {
     pipeline_errors: IntCounterVec,
     query_seconds: HistogramVec,
     cycle_seconds: Histogram,
+    merge_delay: Histogram,
     event_time: Gauge,
     watermark_lag: Gauge,
     sink_errors: IntCounterVec,
     sink_retries: IntCounterVec,
     erasures: IntCounterVec,
     consumer_lag: IntGaugeVec,
+    exported: IntGaugeVec,
     restore_seconds: Gauge,
     restore_lag: IntGauge,
     restored_bytes: IntCounter,
@@ -257,6 +259,16 @@ impl Metrics {
                 .buckets(buckets),
             ),
         );
+        let merge_delay = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "pulse_merge_delay_seconds",
+                    "Scale-out: from the partial that completes a window being sent to the merge run that emits it (the delay the merge step adds to a KPI row).",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+            ),
+        );
         let event_time = register(
             &registry,
             Gauge::new(
@@ -304,6 +316,16 @@ impl Metrics {
                     "Messages behind the end of each assigned partition.",
                 ),
                 &["topic", "partition"],
+            ),
+        );
+        let exported = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "pulse_pipeline_exported",
+                    "1 for each pipeline whose KPI series this instance exports (scale-out: one instance of the group per pipeline), 0 for the others.",
+                ),
+                &["pipeline"],
             ),
         );
         let restore_seconds = register(
@@ -357,12 +379,14 @@ impl Metrics {
             sink_retries,
             erasures,
             consumer_lag,
+            exported,
             kpis: HashMap::new(),
             kpi_rows,
             kpi_dropped,
             pipeline_errors,
             query_seconds,
             cycle_seconds,
+            merge_delay,
             event_time,
             watermark_lag,
             registry,
@@ -545,6 +569,36 @@ impl Metrics {
         })
     }
 
+    /// The KPI series of `pipeline` (scale-out: they move with its merge).
+    pub fn kpi_samples_of(&self, pipeline: &str) -> Vec<KpiSample> {
+        let prefix = format!("pulse_kpi_{pipeline}_");
+        let Some(family) = self.kpis.get(pipeline) else {
+            return Vec::new();
+        };
+        self.kpi_samples()
+            .into_iter()
+            .filter(|s| {
+                s.metric
+                    .strip_prefix(&prefix)
+                    .is_some_and(|v| family.names.iter().any(|n| n == v))
+            })
+            .collect()
+    }
+
+    /// Drops every KPI series of `pipeline` (its export moved elsewhere:
+    /// a dashboard must not see its last values twice).
+    pub fn forget_pipeline(&mut self, pipeline: &str) {
+        if let Some(family) = self.kpis.get_mut(pipeline) {
+            for m in &family.values {
+                match m {
+                    KpiMetric::Counter(c) => c.reset(),
+                    KpiMetric::Gauge(g) => g.reset(),
+                }
+            }
+            family.series.clear();
+        }
+    }
+
     /// Continues from saved samples: counters add them, gauges take them.
     pub fn restore_kpis(&mut self, samples: &[KpiSample]) {
         for s in samples {
@@ -589,6 +643,11 @@ impl Metrics {
     /// Counts a failed pipeline run.
     pub fn pipeline_error(&mut self, pipeline: &str) {
         self.pipeline_errors.with_label_values(&[pipeline]).inc();
+    }
+
+    /// Records the delay one merge run added.
+    pub fn observe_merge_delay(&self, seconds: f64) {
+        self.merge_delay.observe(seconds);
     }
 
     /// Records one emission cycle and the frontier it reached.
@@ -636,6 +695,13 @@ impl Metrics {
     }
 
     /// Sets the consumer lag of one partition.
+    /// Which pipelines this instance exports.
+    pub fn set_exported(&self, pipeline: &str, here: bool) {
+        self.exported
+            .with_label_values(&[pipeline])
+            .set(i64::from(here));
+    }
+
     pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag
             .with_label_values(&[topic, &partition.to_string()])

@@ -24,7 +24,7 @@ pub struct Series {
 }
 
 /// The KPI drop rules with their trailing series.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KpiDrop {
     rules: Vec<(KpiDropRule, i64)>,
     series: Vec<HashMap<String, Series>>,
@@ -51,6 +51,15 @@ impl KpiDrop {
             .collect();
         let series = rules.iter().map(|_| HashMap::new()).collect();
         Self { rules, series }
+    }
+
+    /// The same rules with no series yet (a scale-out merge judges the
+    /// KPIs it exports with its own series, which move with it).
+    pub fn fresh(&self) -> Self {
+        Self {
+            rules: self.rules.clone(),
+            series: self.rules.iter().map(|_| HashMap::new()).collect(),
+        }
     }
 
     /// The series of every rule, sorted (for a checkpoint).

@@ -229,6 +229,37 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
             .context("cannot set up the erasure topic")?;
         sinks.audit = Some((producer.clone(), config.kafka.audit_topic.clone()));
     }
+    // Scale-out: the partials topic, made like the erasure topic with the
+    // inputs' partition count (co-partitioned: partials partition k goes
+    // with input partition k).
+    kafka.partials_topic = config.partials_topic().filter(|t| {
+        if !inputs_known {
+            tracing::warn!(topic = %t, "the input topics do not exist yet, so the partials topic cannot be made with their partition count; this instance exports its own partitions' share of each KPI");
+        }
+        inputs_known
+    });
+    if let Some(topic) = kafka.partials_topic.clone() {
+        let partitions = config
+            .kafka
+            .topics
+            .iter()
+            .filter_map(|t| topics.get(t).copied())
+            .max()
+            .unwrap_or(1);
+        let admin = driver::Admin {
+            brokers: &settings.brokers,
+            properties: &settings.properties,
+            replication: settings.replication,
+            timeout: settings.timeout,
+        };
+        driver::create_partials_topic(&admin, &topic, partitions)
+            .context("cannot set up the partials topic")?;
+        engine.enable_scale_out(partitions as u32);
+        sinks.partials = Some((producer.clone(), topic));
+    } else {
+        kafka.partials_topic = Some(String::new());
+    }
+    kafka.instance_id = Some(config.instance_name());
     let source = KafkaSource::new(&kafka, Some(state.metrics.clone()))?;
     let partitions = config
         .kafka
@@ -302,7 +333,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         config.kafka.guarantee,
         config.state_topic()
     );
-    let mut source = Source::Kafka(source);
+    let mut source = Source::Kafka(Box::new(source));
     let report = driver::run(
         &mut source,
         &core,
@@ -329,7 +360,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
     let s = g.engine.ingest.stats.summary();
     let d = g.kafka.as_ref();
     println!(
-        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows, {} alerts; {} commits, {} checkpoint bytes, longest commit {:.0} ms, restore {:.2}s, restored {} bytes (and {} from the local cache)",
+        "stopped ({}): read {} valid {} invalid {} duplicate {} late {} in {:.2}s, consuming for {:.2}s ({:.0} events/s), {} KPI rows, {} alerts; {} commits, {} checkpoint bytes, longest commit {:.0} ms, restore {:.2}s, restored {} bytes (and {} from the local cache); {} partials read, merge delay p50 {} ms, p99 {} ms",
         report.stopped_by.as_str(),
         s.read,
         s.valid,
@@ -338,7 +369,9 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         s.late,
         report.seconds,
         report.busy_seconds,
-        report.messages as f64 / report.busy_seconds.max(1e-9),
+        // Events only: partials read back are messages too.
+        report.messages.saturating_sub(g.engine.partials_read) as f64
+            / report.busy_seconds.max(1e-9),
         g.sinks.kpi_rows,
         g.sinks.alerts.sent.iter().sum::<u64>(),
         d.map_or(0, |d| d.commits),
@@ -347,6 +380,9 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         d.map_or(0.0, |d| d.restore_seconds),
         d.map_or(0, |d| d.restored_bytes),
         d.map_or(0, |d| d.cached_bytes),
+        g.engine.partials_read,
+        g.engine.merge_delays.quantile(0.5).unwrap_or(0),
+        g.engine.merge_delays.quantile(0.99).unwrap_or(0),
     );
     Ok(())
 }

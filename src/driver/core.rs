@@ -22,6 +22,8 @@ pub struct Core {
     pub reload_model: bool,
     /// `pulse run`: the changelog, transactions and commits.
     pub kafka: Option<super::kafka::KafkaDurability>,
+    /// Scale-out: which instance exports each pipeline.
+    pub exports: Option<crate::pipeline::Exports>,
     now_ms: i64,
     last_publish: Instant,
     last_read: u64,
@@ -36,6 +38,7 @@ impl Core {
             clock_ahead_ms: 0,
             reload_model: false,
             kafka: None,
+            exports: None,
             now_ms: chrono::Utc::now().timestamp_millis(),
             last_publish: Instant::now(),
             last_read: 0,
@@ -106,7 +109,13 @@ impl Core {
         state
             .ready
             .store(ready, std::sync::atomic::Ordering::Relaxed);
-        publish(state, &self.engine, &self.sinks, rate);
+        publish(
+            state,
+            &self.engine,
+            &self.sinks,
+            rate,
+            self.exports.as_ref(),
+        );
         self.last_read = read;
         self.last_publish = Instant::now();
     }

@@ -100,6 +100,12 @@ pub struct KafkaDurability {
     parked_inputs: BTreeMap<usize, (i64, Option<i64>)>,
     /// A commit failed and was aborted: restore every shard.
     rewind: bool,
+    /// A commit was refused because the group no longer knows this
+    /// member (it lost its session, e.g. in a broker outage): periodic
+    /// commits wait until the group assigns partitions again (or a
+    /// session timeout passes), so the consumer can rejoin instead of
+    /// the loop aborting commit after commit.
+    hold_commits_until: Option<Instant>,
     /// Restoring: not ready.
     pub restoring: bool,
     /// A commit is waiting for the broker (retrying): not ready.
@@ -157,6 +163,7 @@ impl KafkaDurability {
             parked: BTreeSet::new(),
             parked_inputs: BTreeMap::new(),
             rewind: false,
+            hold_commits_until: None,
             restoring: false,
             failing: false,
             last_commit: Instant::now(),
@@ -213,6 +220,26 @@ pub fn create_erasure_topic(
     partitions: usize,
 ) -> Result<(), KafkaError> {
     create_topic(admin, topic, partitions, &[])
+}
+
+/// Creates the partials topic of scale-out unless it exists,
+/// co-partitioned with the inputs. Partials are read once merged and
+/// checkpointed, so a week's retention is ample.
+pub fn create_partials_topic(
+    admin: &Admin<'_>,
+    topic: &str,
+    partitions: usize,
+) -> Result<(), KafkaError> {
+    let max_bytes = crate::sink::MAX_MESSAGE_BYTES.to_string();
+    create_topic(
+        admin,
+        topic,
+        partitions,
+        &[
+            ("retention.ms", "604800000"),
+            ("max.message.bytes", &max_bytes),
+        ],
+    )
 }
 
 /// How to reach the brokers to create topics.
@@ -495,7 +522,12 @@ pub fn sync(k: &KafkaSource, core: &Arc<Mutex<Core>>) -> Result<(), KafkaError> 
                     d.parked.insert(*p as u32);
                 }
             }
-            Change::Assigned(ps) => assign(k, core, &ps, false)?,
+            Change::Assigned(ps) => {
+                if let Some(d) = core.kafka.as_mut() {
+                    d.hold_commits_until = None;
+                }
+                assign(k, core, &ps, false)?
+            }
         }
     }
     Ok(())
@@ -671,6 +703,8 @@ fn assign(
         };
         if k.is_erasure(topic) {
             core.engine.open_erasure_input(input, shard, next);
+        } else if k.is_partials(topic) {
+            core.engine.open_partials_input(input, shard, next);
         } else {
             core.engine.open_input(input, shard, next);
             if let Some(ts) = max_ts {
@@ -742,21 +776,20 @@ fn global(core: &mut Core) -> Global {
         stats: e.ingest.stats.clone(),
         kpi_drop: e.risk.kpi.state(),
         kpi_sent: e.risk.kpi_sent.all_blocks(),
-        metrics: core
-            .sinks
-            .metrics
-            .as_ref()
-            .and_then(|m| m.lock().ok().map(|m| m.kpi_samples()))
-            .unwrap_or_default(),
+        // Scale-out: each merge carries its own pipelines' series.
+        metrics: match (&e.scale_out, &core.sinks.metrics) {
+            (None, Some(m)) => m.lock().map(|m| m.kpi_samples()).unwrap_or_default(),
+            _ => Vec::new(),
+        },
     }
 }
 
 /// Commits when a commit interval has passed.
 pub fn maybe_commit(k: &KafkaSource, core: &mut Core) -> Result<(), KafkaError> {
-    let due = core
-        .kafka
-        .as_ref()
-        .is_some_and(|d| d.last_commit.elapsed() >= d.settings.commit_every);
+    let due = core.kafka.as_ref().is_some_and(|d| {
+        d.last_commit.elapsed() >= d.settings.commit_every
+            && d.hold_commits_until.is_none_or(|t| Instant::now() >= t)
+    });
     if due { commit(k, core, false) } else { Ok(()) }
 }
 
@@ -928,11 +961,18 @@ pub fn commit_with(
             aborted?;
             d.producer.begin()?;
             d.rewind = true;
+            if e.is_stale_member() {
+                d.hold_commits_until = Some(Instant::now() + STALE_MEMBER_HOLD);
+            }
             Ok(())
         }
         Err(e) => Err(e),
     }
 }
+
+/// How long periodic commits wait for the group after the group refused a
+/// commit from this member (the consumer's session timeout).
+const STALE_MEMBER_HOLD: Duration = Duration::from_secs(10);
 
 fn commit_transaction(
     d: &mut KafkaDurability,
@@ -1022,6 +1062,41 @@ pub fn caught_up(k: &KafkaSource, core: &Core) -> bool {
         let position = k.position(key).or(read).unwrap_or(0);
         k.end_offset(key).is_some_and(|end| position >= end)
     })
+}
+
+/// Scale-out: which pipelines this instance exports (the merges it holds)
+/// and, as the group describes its members, who exports the others.
+pub fn refresh_exports(k: &KafkaSource, core: &mut Core) {
+    let (Some(so), Some(topic)) = (&core.engine.scale_out, k.partials_topic.as_deref()) else {
+        return;
+    };
+    let names = core.engine.pipeline_names();
+    let name = |i: &usize| names.get(*i).cloned().unwrap_or_default();
+    let pipelines_of = |p: u32| so.needs.get(p as usize).map(|n| n.pipelines.clone());
+    let mut by_pipeline = std::collections::BTreeMap::new();
+    for (member, partitions) in k.members(topic, Duration::from_secs(1)) {
+        for p in partitions {
+            for i in pipelines_of(p.max(0) as u32).unwrap_or_default() {
+                by_pipeline.insert(name(&i), member.clone());
+            }
+        }
+    }
+    let mut here: Vec<usize> = core
+        .engine
+        .merges
+        .keys()
+        .filter_map(|&p| pipelines_of(p))
+        .flatten()
+        .collect();
+    here.sort_unstable();
+    for i in &here {
+        by_pipeline.insert(name(i), k.instance.clone());
+    }
+    core.exports = Some(crate::pipeline::Exports {
+        instance: k.instance.clone(),
+        here: here.iter().map(name).collect(),
+        by_pipeline,
+    });
 }
 
 /// Ready: holding partitions, not restoring.

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 pub use self::core::Core;
 pub use kafka::{
-    Admin, Delivery, KafkaDurability, KafkaError, StateSettings, create_erasure_topic, install_hook,
+    Admin, Delivery, KafkaDurability, KafkaError, StateSettings, create_erasure_topic,
+    create_partials_topic, install_hook,
 };
 pub use message::{From, Message};
 pub use sinks::{RecordSink, Sinks};
@@ -76,6 +77,8 @@ pub struct RunReport {
 const FILE_TICK_EVERY: u64 = 4096;
 /// Wall-clock time between releases of a live source.
 const LIVE_TICK: Duration = Duration::from_millis(250);
+/// Wall-clock time between looks at which instance exports what.
+const EXPORTS_EVERY: Duration = Duration::from_secs(5);
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|e| e.into_inner())
@@ -96,6 +99,8 @@ pub fn run(
     let mut last_message = Instant::now();
     let mut last_tick = Instant::now();
     let mut since_tick = 0u64;
+    let mut last_exports: Option<Instant> = None;
+    let mut exports_for: Vec<u32> = Vec::new();
     // Kafka's callbacks take the core inside `poll`: never hold it then.
     let polls_unlocked = matches!(source, Source::Kafka(_));
     let mut guard = Some(lock(core));
@@ -159,6 +164,17 @@ pub fn run(
                 kafka::maybe_commit(k, g)?;
             }
             if live {
+                if let Source::Kafka(k) = &*source {
+                    // At once when the merges held change, else now and then.
+                    let held: Vec<u32> = g.engine.merges.keys().copied().collect();
+                    if held != exports_for
+                        || last_exports.is_none_or(|t: Instant| t.elapsed() >= EXPORTS_EVERY)
+                    {
+                        kafka::refresh_exports(k, g);
+                        last_exports = Some(Instant::now());
+                        exports_for = held;
+                    }
+                }
                 let ready = match &*source {
                     Source::Kafka(_) => kafka::ready(g),
                     _ => true,
@@ -170,7 +186,15 @@ pub fn run(
             && last_message.elapsed() >= idle
             && kafka::caught_up(k, g)
         {
-            break Stopped::Idle;
+            if !g.engine.awaiting_last_partials() {
+                break Stopped::Idle;
+            }
+            // Scale-out: the shards' last partials go out first, and the
+            // merges read them back before the last windows close.
+            g.engine.finish_sources();
+            g.deliver();
+            kafka::commit(k, g, false)?;
+            last_message = Instant::now();
         }
     };
     let mut g = guard.unwrap_or_else(|| lock(core));

@@ -90,6 +90,8 @@ pub struct Sinks {
     pub late: RecordSink,
     /// Audit topic of erasures (key = request id).
     pub audit: Option<(KafkaSink, String)>,
+    /// Scale-out: the partials topic (partition = the merge's).
+    pub partials: Option<(KafkaSink, String)>,
     /// Erasures applied.
     pub erasures: u64,
     /// The first file that failed, with its error; reported when the run ends.
@@ -208,6 +210,21 @@ impl Sinks {
         }
         for a in out.erasures {
             self.erased(&a);
+        }
+        if let Some((sink, topic)) = &self.partials {
+            for (k, bytes) in &out.partials {
+                let key = k.to_string();
+                if let Err(e) = sink.send_to(
+                    "partials",
+                    topic,
+                    Some(*k as i32),
+                    key.as_bytes(),
+                    Some(bytes),
+                    &[],
+                ) {
+                    tracing::error!(error = %e, partition = k, "cannot send a partial");
+                }
+            }
         }
     }
 

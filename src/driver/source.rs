@@ -59,7 +59,7 @@ impl SimSource {
 pub enum Source {
     File(FileSource),
     Simulator(Box<SimSource>),
-    Kafka(KafkaSource),
+    Kafka(Box<KafkaSource>),
 }
 
 /// A message of the Kafka source, still borrowed from the consumer.

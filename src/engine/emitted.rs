@@ -14,11 +14,16 @@ pub struct Emitted {
     pub erasures: Vec<super::ErasureAudit>,
     /// The closed frontier of the latest pipeline run.
     pub frontier: Option<i64>,
+    /// Scale-out: encoded partials per partials partition, in order.
+    pub partials: Vec<(u32, Vec<u8>)>,
 }
 
 impl Emitted {
     pub fn is_empty(&self) -> bool {
-        self.kpis.is_empty() && self.alerts.is_empty() && self.erasures.is_empty()
+        self.kpis.is_empty()
+            && self.alerts.is_empty()
+            && self.erasures.is_empty()
+            && self.partials.is_empty()
     }
 
     /// KPI rows held.

@@ -295,13 +295,19 @@ impl Kpis {
         out
     }
 
-    /// Drops closed rows every windowed pipeline has read past, per shard.
+    /// Drops closed rows every windowed pipeline has read past, per shard
+    /// (with snapshot pipelines only, as a scale-out merge may have: rows
+    /// before the latest snapshot queried).
     fn forget_consumed(&mut self) {
+        let windowed = self
+            .pipelines
+            .iter()
+            .any(|p| !matches!(p.p.def.window, WindowSpec::Snapshot { .. }));
         for (s, stores) in self.stores.iter_mut().enumerate() {
             let keep_from = self
                 .pipelines
                 .iter()
-                .filter(|p| !matches!(p.p.def.window, WindowSpec::Snapshot { .. }))
+                .filter(|p| windowed != matches!(p.p.def.window, WindowSpec::Snapshot { .. }))
                 .map(|p| p.progress.get(s).and_then(|x| x.done).unwrap_or(i64::MIN))
                 .min();
             if let Some(t) = keep_from {
@@ -466,16 +472,18 @@ impl Kpis {
             .captures
             .range((every, i64::MIN)..=(every, i64::MAX))
             .map(|((_, as_of), v)| {
-                (
-                    *as_of,
-                    v.iter().map(|(s, _)| *s).collect(),
-                    v.iter().map(|(_, b)| b.clone()).collect(),
-                )
+                // A merge may hold a shard's capture in several batches.
+                let mut shards: Vec<u32> = v.iter().map(|(s, _)| *s).collect();
+                shards.dedup();
+                (*as_of, shards, v.iter().map(|(_, b)| b.clone()).collect())
             })
             .collect();
         for (as_of, shards, traders) in due {
             let batches = self.run_stage(i, &shards, (as_of - every, as_of), every, &traders)?;
-            let st = &self.pipelines[i];
+            let st = &mut self.pipelines[i];
+            for &s in &shards {
+                st.progress[s as usize].done = Some(as_of);
+            }
             rows.extend(rows_from_batches(
                 &st.p.name,
                 &batches,

@@ -14,10 +14,16 @@
 mod emitted;
 mod erasure;
 mod kpis;
+mod merge;
+mod partial;
+mod scale;
+#[cfg(test)]
+mod scale_tests;
 mod shard;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -25,6 +31,9 @@ use std::time::Instant;
 pub use emitted::Emitted;
 pub use erasure::{ErasureAudit, ErasureRequest};
 pub use kpis::{Kpis, PipelineState, Progress, Slice, ceil_to};
+pub use merge::{Merge, MergeError, Waiting};
+pub use partial::{Partial, ROWS_PER_PART, ScaleOut};
+pub use scale::Delays;
 pub use shard::Shard;
 
 use crate::alert::{Ctx, Risk};
@@ -61,15 +70,24 @@ pub enum Processed {
     Duplicate,
 }
 
+/// What an input carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Events,
+    /// Erasure requests: no watermark of its own.
+    Erasure,
+    /// Scale-out partials for the merge of its partition: no watermark.
+    Partials,
+}
+
 /// One input: a file, or a Kafka topic-partition.
 #[derive(Debug, Clone, Copy)]
 pub struct InputState {
-    /// The shard its traders belong to.
+    /// The shard its traders belong to (for partials: the merge).
     pub shard: u32,
     /// The offset after the last message processed.
     pub next_offset: i64,
-    /// It carries erasure requests, not events: no watermark of its own.
-    pub erasure: bool,
+    pub kind: InputKind,
 }
 
 /// Ingest, release, trader state, risk, pipelines.
@@ -95,6 +113,16 @@ pub struct Engine {
     /// Pipeline runs so far.
     pub cycles: u64,
     metrics: Option<Arc<Mutex<Metrics>>>,
+    /// Scale-out: shards send their closed rows to the partials topic, and
+    /// the merges of the partials partitions held run the pipelines.
+    pub scale_out: Option<ScaleOut>,
+    /// Per partials partition held.
+    pub merges: BTreeMap<u32, Merge>,
+    /// Scale-out: the shards' input ended and their last partials went out.
+    pub sources_finished: bool,
+    /// Scale-out: partials read, and the delays the merge step added.
+    pub partials_read: u64,
+    pub merge_delays: Delays,
 }
 
 impl Engine {
@@ -127,7 +155,44 @@ impl Engine {
             last_run: None,
             cycles: 0,
             metrics: None,
+            scale_out: None,
+            merges: BTreeMap::new(),
+            sources_finished: false,
+            partials_read: 0,
+            merge_delays: Delays::default(),
         })
+    }
+
+    /// Scale-out over `partitions` input partitions: KPIs come from the
+    /// merges of the partials partitions this engine is given.
+    pub fn enable_scale_out(&mut self, partitions: u32) {
+        let pipelines = self.kpis.pipelines.iter().map(|p| &p.p);
+        self.scale_out = Some(ScaleOut::new(pipelines, partitions));
+    }
+
+    /// The merge of partials partition `k`, made when missing (its
+    /// pipelines planned again: each merge runs its own plans).
+    pub fn merge_mut(&mut self, k: u32) -> Option<&mut Merge> {
+        if !self.merges.contains_key(&k) {
+            let so = self.scale_out.as_ref()?;
+            let index = so.needs.get(k as usize)?.pipelines.clone();
+            let defs = index
+                .iter()
+                .map(|&i| self.kpis.pipelines[i].p.def.clone())
+                .collect();
+            let planned = match crate::pipeline::plan_defs(defs) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(partition = k, error = %e, "cannot plan the pipelines of a partials partition");
+                    return None;
+                }
+            };
+            let mut kpis = Kpis::new(planned, runtime().ok()?);
+            kpis.metrics = self.metrics.clone();
+            let kpi = self.risk.kpi.fresh();
+            self.merges.insert(k, Merge::new(kpis, index, kpi));
+        }
+        self.merges.get_mut(&k)
     }
 
     /// Registers the KPI metrics of every pipeline and keeps the handle.
@@ -180,7 +245,7 @@ impl Engine {
     /// Input `index` feeds `shard`; until it delivers, it holds the
     /// watermark back (in live mode, until the idle timeout).
     pub fn open_input(&mut self, index: usize, shard: u32, next_offset: i64) {
-        self.set_input(index, shard, next_offset, false);
+        self.set_input(index, shard, next_offset, InputKind::Events);
         self.watermarks.assign(index);
         self.shard_mut(shard);
     }
@@ -190,17 +255,26 @@ impl Engine {
     /// topic with more partitions than the inputs has partitions of no
     /// shard; their requests find nothing).
     pub fn open_erasure_input(&mut self, index: usize, shard: u32, next_offset: i64) {
-        self.set_input(index, shard, next_offset, true);
+        self.set_input(index, shard, next_offset, InputKind::Erasure);
     }
 
-    fn set_input(&mut self, index: usize, shard: u32, next_offset: i64, erasure: bool) {
+    /// Input `index` brings the partials of merge `shard` (scale-out): it
+    /// never holds the watermark back; its offset is saved with the shard
+    /// of its number, with the merge's state.
+    pub fn open_partials_input(&mut self, index: usize, shard: u32, next_offset: i64) {
+        self.set_input(index, shard, next_offset, InputKind::Partials);
+        self.shard_mut(shard);
+        self.merge_mut(shard);
+    }
+
+    fn set_input(&mut self, index: usize, shard: u32, next_offset: i64, kind: InputKind) {
         if index >= self.inputs.len() {
             self.inputs.resize(index + 1, None);
         }
         self.inputs[index] = Some(InputState {
             shard,
             next_offset,
-            erasure,
+            kind,
         });
     }
 
@@ -220,6 +294,9 @@ impl Engine {
         self.traders.rows.clear_shard(shard);
         self.risk.clear_shard(shard);
         self.kpis.clear_shard(shard);
+        if let Some(m) = self.merges.remove(&shard) {
+            m.set_kpi_samples(None);
+        }
         self.ingest
             .decoder
             .traders
@@ -269,8 +346,10 @@ impl Engine {
         };
         inp.next_offset = offset + 1;
         let shard = inp.shard;
-        if inp.erasure {
-            return self.erase_request(bytes, shard);
+        match inp.kind {
+            InputKind::Events => {}
+            InputKind::Erasure => return self.erase_request(bytes, shard),
+            InputKind::Partials => return self.take_partial(bytes, shard),
         }
         let event = match self.ingest.decode(bytes, now_ms, fallback_type, shard) {
             Ok(e) => e,
@@ -372,6 +451,16 @@ impl Engine {
     /// each `emit_every` of event time) runs the pipelines over it.
     /// Returns true when the pipelines ran.
     pub fn advance(&mut self) -> bool {
+        if self.scale_out.is_some() {
+            if let Some(target) = self.target_frontier() {
+                for s in self.shard_numbers() {
+                    self.release_shard(s, target);
+                }
+                self.publish_partials(false);
+            }
+            self.run_merges();
+            return true;
+        }
         let Some(target) = self.target_frontier() else {
             return false;
         };
@@ -395,6 +484,11 @@ impl Engine {
     /// replay they wait for the next run): a checkpoint saves no captures,
     /// so it must come after this and after the outputs were taken.
     pub fn settle(&mut self) {
+        if self.scale_out.is_some() {
+            // What closed goes out with the checkpoint that forgets it.
+            self.publish_partials(false);
+            return;
+        }
         if !self.kpis.captures.is_empty() {
             self.run_pipelines(false);
         }
@@ -403,8 +497,21 @@ impl Engine {
     /// End of input: releases everything and closes every window,
     /// including the partial last ones.
     pub fn finish(&mut self) {
-        let Some(max) = self.watermarks.max_event_time() else {
+        if self.scale_out.is_some() {
+            self.finish_sources();
+            self.run_merges();
             return;
+        }
+        if self.release_to_end() {
+            self.run_pipelines(true);
+        }
+    }
+
+    /// End of input: releases every event and captures the last partial
+    /// snapshot interval; false when no event was ever read.
+    fn release_to_end(&mut self) -> bool {
+        let Some(max) = self.watermarks.max_event_time() else {
+            return false;
         };
         let end = max + 1;
         for s in self.shard_numbers() {
@@ -412,7 +519,7 @@ impl Engine {
             self.kpis
                 .capture_last(s, end, &self.traders, &self.ingest.decoder.symbols);
         }
-        self.run_pipelines(true);
+        true
     }
 
     /// Runs every pipeline over what the shards released.

@@ -28,6 +28,8 @@ pub struct Shard {
     /// Traders erased since the last checkpoint (local ids): their records
     /// become tombstones.
     pub erased: Vec<u32>,
+    /// Scale-out: the released point (and end of input) last published.
+    pub published: Option<(i64, bool)>,
 }
 
 impl Shard {
@@ -44,6 +46,7 @@ impl Shard {
             last_meta: None,
             last_global: None,
             erased: Vec::new(),
+            published: None,
         }
     }
 

@@ -37,6 +37,8 @@ pub struct LiveStatus {
     pub churn_bands: Option<std::collections::BTreeMap<&'static str, i64>>,
     /// Alerts sent since the start.
     pub alerts_sent: u64,
+    /// Scale-out: the pipelines exported here and who exports the rest.
+    pub exports: Option<crate::pipeline::Exports>,
 }
 
 /// The churn model as `/api/status` shows it.
@@ -180,6 +182,7 @@ async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
         "model": s.model,
         "churn_bands": s.churn_bands,
         "alerts_total": s.alerts_sent,
+        "exports": s.exports,
     }))
 }
 

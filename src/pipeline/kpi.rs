@@ -174,6 +174,22 @@ pub struct KpiBoard {
     /// Closed frontier of event time (RFC 3339).
     pub as_of: Option<String>,
     pub pipelines: BTreeMap<String, BoardEntry>,
+    /// Scale-out: the pipelines exported here and who exports the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exports: Option<Exports>,
+}
+
+/// Scale-out: which instance of the group exports each pipeline (its KPI
+/// topic rows, `/metrics` series and `/api/kpis` entry).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Exports {
+    /// This instance's name in the group.
+    pub instance: String,
+    /// Pipelines exported here.
+    pub here: Vec<String>,
+    /// Every pipeline and the instance exporting it, as the group last
+    /// said (absent while its partition is being reassigned).
+    pub by_pipeline: BTreeMap<String, String>,
 }
 
 /// Rows of one pipeline's latest window.

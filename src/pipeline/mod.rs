@@ -20,9 +20,9 @@ pub use dedup::Dedup;
 pub use dlq::{DeadLetter, DeadLetterSink, LateEvent, NdjsonFile, Origin};
 pub use ingest::{Ingest, IngestConfig};
 pub use kpi::{
-    BoardEntry, KpiBoard, KpiRow, KpiSink, SharedBoard, latest_window, rows_from_batches,
+    BoardEntry, Exports, KpiBoard, KpiRow, KpiSink, SharedBoard, latest_window, rows_from_batches,
 };
-pub use plan::{EngineError, check_pipelines, runtime};
+pub use plan::{EngineError, check_pipelines, plan_defs, runtime};
 pub use runner::Input;
 pub use spec::{PipelineDef, PipelineError, ValueKind};
 pub use stats::{Stats, Summary};

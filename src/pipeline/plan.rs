@@ -23,6 +23,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, EngineError> {
         .map_err(EngineError::Runtime)
 }
 
+/// Plans pipelines already checked once more (each plan keeps its own
+/// state: a second runner of the same pipelines needs its own plans).
+pub fn plan_defs(defs: Vec<super::PipelineDef>) -> Result<Vec<Planned>, EngineError> {
+    runtime()?
+        .block_on(plan_all(defs))
+        .map_err(EngineError::Pipelines)
+}
+
 /// Loads and plans the pipelines of `dir` (the built-in catalogue when
 /// `None`), reporting every problem of every file.
 pub fn check_pipelines(dir: Option<&Path>) -> Result<Vec<Planned>, EngineError> {

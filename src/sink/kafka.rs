@@ -61,6 +61,19 @@ impl SinkError {
         matches!(self, SinkError::Transaction { source, .. } if source_requires_abort(source))
     }
 
+    /// The group refused the offsets: it no longer knows this member or
+    /// generation (the consumer lost its session and has to rejoin).
+    pub fn is_stale_member(&self) -> bool {
+        let text = self.to_string();
+        [
+            "Unknown member",
+            "Illegal generation",
+            "rebalance in progress",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
+    }
+
     /// Another instance took over (fenced): this one must stop.
     pub fn is_fatal(&self) -> bool {
         matches!(self, SinkError::Transaction { source: KafkaError::Transaction(e), .. } if e.is_fatal())

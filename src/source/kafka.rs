@@ -131,6 +131,12 @@ pub struct KafkaSource {
     pub topics: Vec<String>,
     /// The topic of erasure requests (co-partitioned with the inputs).
     pub erasure_topic: Option<String>,
+    /// Scale-out: the partials topic (co-partitioned with the inputs).
+    pub partials_topic: Option<String>,
+    /// This instance's name: its client id, so the group's member list
+    /// names it.
+    pub instance: String,
+    group: String,
     last_error: RefCell<Option<std::time::Instant>>,
 }
 
@@ -149,7 +155,9 @@ impl KafkaSource {
             metrics,
             global_errors: Default::default(),
         };
+        let instance = cfg.instance_id.clone().unwrap_or_else(|| "pulse".into());
         let mut cc = client_config(&cfg.brokers, &cfg.properties);
+        cc.set("client.id", &instance);
         cc.set("group.id", &cfg.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -168,8 +176,10 @@ impl KafkaSource {
                     source,
                 })?;
         let erasure_topic = Some(cfg.erasure_topic.clone()).filter(|t| !t.is_empty());
+        let partials_topic = cfg.partials_topic.clone().filter(|t| !t.is_empty());
         let mut topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
         topics.extend(erasure_topic.as_deref());
+        topics.extend(partials_topic.as_deref());
         consumer
             .subscribe(&topics)
             .map_err(|source| SourceError::Subscribe {
@@ -197,6 +207,9 @@ impl KafkaSource {
             fallback,
             topics: cfg.topics.clone(),
             erasure_topic,
+            partials_topic,
+            instance,
+            group: cfg.group.clone(),
             last_error: RefCell::new(None),
         })
     }
@@ -241,6 +254,34 @@ impl KafkaSource {
     /// True for the topic of erasure requests.
     pub fn is_erasure(&self, topic: &str) -> bool {
         self.erasure_topic.as_deref() == Some(topic)
+    }
+
+    /// The group's members: client id and the partitions of `topic` each
+    /// holds (empty when the group cannot be described in `timeout`).
+    pub fn members(&self, topic: &str, timeout: Duration) -> Vec<(String, Vec<i32>)> {
+        let Ok(list) = self.consumer.fetch_group_list(Some(&self.group), timeout) else {
+            return Vec::new();
+        };
+        list.groups()
+            .iter()
+            .flat_map(|g| g.members())
+            .map(|m| {
+                let partitions = m
+                    .assignment()
+                    .and_then(parse_assignment)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(t, _)| t == topic)
+                    .flat_map(|(_, ps)| ps)
+                    .collect();
+                (m.client_id().to_owned(), partitions)
+            })
+            .collect()
+    }
+
+    /// True for the partials topic of scale-out.
+    pub fn is_partials(&self, topic: &str) -> bool {
+        self.partials_topic.as_deref() == Some(topic)
     }
 
     /// The event type of messages without one on `topic`.
@@ -375,5 +416,57 @@ impl KafkaSource {
             .find(|t| t.name() == topic)
             .map(|t| t.partitions().len())
             .filter(|n| *n > 0)
+    }
+}
+
+/// The topic-partitions of a consumer protocol assignment (Kafka's
+/// `ConsumerProtocolAssignment`: version, then per topic its name and
+/// partitions; user data after them is not read).
+fn parse_assignment(b: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
+    let mut at = 2; // version
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = b.get(at..at + n)?;
+        at += n;
+        Some(s)
+    };
+    let int32 = |s: &[u8]| i32::from_be_bytes([s[0], s[1], s[2], s[3]]);
+    let topics = int32(take(4)?);
+    let mut out = Vec::new();
+    for _ in 0..topics.max(0) {
+        let len = i16::from_be_bytes(take(2)?.try_into().ok()?);
+        let name = String::from_utf8(take(len.max(0) as usize)?.to_vec()).ok()?;
+        let n = int32(take(4)?);
+        let mut ps = Vec::new();
+        for _ in 0..n.max(0) {
+            ps.push(int32(take(4)?));
+        }
+        out.push((name, ps));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod assignment_tests {
+    #[test]
+    fn an_assignment_reads_back() {
+        let mut b = vec![0, 1];
+        b.extend(2_i32.to_be_bytes());
+        for (t, ps) in [("in", vec![0_i32, 2]), ("g.partials", vec![0, 2])] {
+            b.extend((t.len() as i16).to_be_bytes());
+            b.extend(t.as_bytes());
+            b.extend((ps.len() as i32).to_be_bytes());
+            for p in ps {
+                b.extend(p.to_be_bytes());
+            }
+        }
+        b.extend((-1_i32).to_be_bytes());
+        assert_eq!(
+            super::parse_assignment(&b),
+            Some(vec![
+                ("in".into(), vec![0, 2]),
+                ("g.partials".into(), vec![0, 2])
+            ])
+        );
+        assert_eq!(super::parse_assignment(&b[..9]), None);
     }
 }

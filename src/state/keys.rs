@@ -26,6 +26,14 @@ pub enum Key {
     Slice(String, i64, u32),
     /// A block of alert ids sent.
     Sent(u64),
+    /// Scale-out: a merge's progress (the merge of the partials partition
+    /// of the shard's number).
+    MergeMeta,
+    /// Scale-out: a merge's record of what source shard `.0` sent.
+    Merged(u32, Box<Key>),
+    /// Inside [`Key::Merged`]: a captured snapshot waiting for the other
+    /// shards (interval, as of, part).
+    Capture(i64, i64, u32),
 }
 
 impl Key {
@@ -66,6 +74,18 @@ impl Key {
                 k.push(b'a');
                 k.extend_from_slice(&b.to_be_bytes());
             }
+            Key::MergeMeta => k.push(b'n'),
+            Key::Merged(source, inner) => {
+                k.push(b'M');
+                k.extend_from_slice(&source.to_be_bytes());
+                k.extend_from_slice(&inner.to_bytes());
+            }
+            Key::Capture(every, as_of, part) => {
+                k.push(b'c');
+                k.extend_from_slice(&every.to_be_bytes());
+                k.extend_from_slice(&as_of.to_be_bytes());
+                k.extend_from_slice(&part.to_be_bytes());
+            }
         }
         k
     }
@@ -95,6 +115,15 @@ impl Key {
                 u32_at(8)?,
             ),
             b'a' if rest.len() == 8 => Key::Sent(u64_at(0)?),
+            b'n' if rest.is_empty() => Key::MergeMeta,
+            b'M' if rest.len() > 4 => {
+                let inner = Key::from_bytes(&rest[4..])?;
+                if matches!(inner, Key::Merged(..)) {
+                    return None;
+                }
+                Key::Merged(u32_at(0)?, Box::new(inner))
+            }
+            b'c' if rest.len() == 20 => Key::Capture(i64_at(0)?, i64_at(8)?, u32_at(16)?),
             _ => return None,
         })
     }
@@ -116,6 +145,10 @@ mod tests {
             Key::Rows(2, i64::MIN, 42, 3),
             Key::Slice("ab_tests".into(), 86_400_000, 1),
             Key::Sent(11),
+            Key::MergeMeta,
+            Key::Merged(3, Box::new(Key::Rows(1, 0, 60_000, 2))),
+            Key::Merged(0, Box::new(Key::Slice("active_traders".into(), 0, 0))),
+            Key::Merged(2, Box::new(Key::Capture(86_400_000, 172_800_000, 4))),
         ] {
             assert_eq!(Key::from_bytes(&k.to_bytes()), Some(k.clone()), "{k:?}");
         }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use super::codec::{CodecError, decode, decode_batch};
 use super::keys::Key;
-use super::save::{Global, InputMeta, Meta, TraderRecord};
+use super::save::{Global, InputMeta, MergeMeta, Meta, TraderRecord};
 use crate::alert::{AlertState, SentBlock, SentIds};
-use crate::engine::{Engine, Slice};
+use crate::engine::{Engine, Slice, Waiting};
 use crate::event::{Event, Interner, Sym};
 use crate::features::TraderState;
 use crate::model::Scored;
@@ -274,6 +274,20 @@ pub fn restore_shard(
             _ => {}
         }
     }
+    // A scale-out merge of the partials partition of this number.
+    let merge_meta = match by_key.get(&Key::MergeMeta) {
+        Some(r) => match decode::<MergeMeta>(&r.value) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                corrupt(&Key::MergeMeta, r, e);
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(mm) = merge_meta {
+        restore_merge(engine, shard, mm, &by_key, &mut corrupt);
+    }
     // Progress.
     if let Some(m) = meta {
         *engine.risk.clock(shard) = m.clock;
@@ -297,4 +311,89 @@ pub fn restore_shard(
         }
     }
     Ok(out)
+}
+
+/// Loads a merge's records into the merge of partition `shard` (made
+/// anew); without scale-out they are reported and skipped.
+fn restore_merge(
+    engine: &mut Engine,
+    shard: u32,
+    mm: MergeMeta,
+    by_key: &BTreeMap<Key, Record>,
+    corrupt: &mut dyn FnMut(&Key, &Record, CodecError),
+) {
+    let Some(m) = engine.merge_mut(shard) else {
+        tracing::warn!(
+            shard,
+            "the checkpoint holds scale-out merge state but this run does not merge; it is not restored"
+        );
+        return;
+    };
+    let top = by_key
+        .keys()
+        .filter_map(|k| match k {
+            Key::Merged(src, _) => Some(src + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    m.set_sources(mm.sources.max(top));
+    m.kpi.restore(mm.kpi_drop);
+    m.set_kpi_samples(Some(&mm.metrics));
+    for (i, r) in mm.released.into_iter().enumerate() {
+        m.released[i] = r;
+    }
+    for (i, l) in mm.last.into_iter().enumerate() {
+        m.last[i] = l;
+    }
+    for (name, progress) in mm.progress {
+        if let Some(p) = m.kpis.pipelines.iter_mut().find(|p| *p.p.name == name) {
+            for (i, x) in progress.into_iter().enumerate().take(p.progress.len()) {
+                p.progress[i] = x;
+            }
+        }
+    }
+    for (k, r) in by_key {
+        let Key::Merged(src, inner) = k else {
+            continue;
+        };
+        let src = *src as usize;
+        let batch = match decode_batch(&r.value) {
+            Ok(b) => b,
+            Err(e) => {
+                corrupt(k, r, e);
+                continue;
+            }
+        };
+        match &**inner {
+            Key::Rows(table, lo, hi, part) if (*table as usize) < 6 => {
+                m.kpis.stores[src][*table as usize].restore(*lo, *hi, *part, batch)
+            }
+            Key::Slice(name, start, part) => {
+                if let Some(p) = m.kpis.pipelines.iter_mut().find(|p| &*p.p.name == name) {
+                    p.slices[src].push(Slice {
+                        start: *start,
+                        part: *part,
+                        batch,
+                        saved: true,
+                    });
+                }
+            }
+            Key::Capture(every, as_of, part) => {
+                m.waiting
+                    .entry((*every, *as_of))
+                    .or_default()
+                    .push(Waiting {
+                        source: src as u32,
+                        part: *part,
+                        batch,
+                        saved: true,
+                    });
+            }
+            _ => corrupt(k, r, CodecError::Body("not a merge record".into())),
+        }
+    }
+    for v in m.waiting.values_mut() {
+        v.sort_by_key(|w| w.part);
+    }
 }

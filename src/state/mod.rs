@@ -22,7 +22,9 @@ pub use cache::{Cached, LocalCache};
 pub use codec::{CodecError, FORMAT_VERSION, decode, decode_batch, encode, encode_batch};
 pub use keys::Key;
 pub use load::{Corrupt, Record, RestoreError, Restored, restore_shard};
-pub use save::{Global, InputMeta, Meta, ShardDelta, TraderRecord, checkpoint, checkpoint_shards};
+pub use save::{
+    Global, InputMeta, MergeMeta, Meta, ShardDelta, TraderRecord, checkpoint, checkpoint_shards,
+};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{encode, encode_batch};
 use super::keys::Key;
 use crate::alert::{AlertState, Clock, KpiDropState, SentBlock};
-use crate::engine::{Engine, Progress};
+use crate::engine::{Engine, Merge, Progress};
 use crate::features::TraderState;
 use crate::metrics::KpiSample;
 use crate::model::Scored;
@@ -47,6 +47,21 @@ pub struct Meta {
     pub checkpoints: u64,
     /// Wall-clock time of the checkpoint (information only).
     pub written_at_ms: i64,
+}
+
+/// Where a scale-out merge stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeMeta {
+    pub sources: u32,
+    /// Per source shard.
+    pub released: Vec<Option<i64>>,
+    pub last: Vec<bool>,
+    /// Per pipeline name, per source shard.
+    pub progress: Vec<(String, Vec<Progress>)>,
+    /// The series of its KPI drop rules.
+    pub kpi_drop: KpiDropState,
+    /// The KPI series of its pipelines on `/metrics`.
+    pub metrics: Vec<KpiSample>,
 }
 
 /// One trader's record.
@@ -271,6 +286,9 @@ fn save_shard(
             d.remove(Key::Slice(name.clone(), start, part));
         }
     }
+    if let Some(m) = engine.merges.get_mut(&s) {
+        save_merge(m, d);
+    }
     // Progress, last: it names everything above.
     let inputs = engine
         .inputs
@@ -322,5 +340,73 @@ fn save_shard(
     }
     if let Some(sh) = sh {
         sh.last_meta = Some(bytes);
+    }
+}
+
+/// A merge's records: what each source shard sent and the queries have not
+/// consumed yet, and its progress.
+fn save_merge(m: &mut Merge, d: &mut ShardDelta) {
+    let merged = |src: usize, k: Key| Key::Merged(src as u32, Box::new(k));
+    for (src, stores) in m.kpis.stores.iter_mut().enumerate() {
+        for (table, store) in stores.iter_mut().enumerate() {
+            let (new, forgotten) = store.take_changes(ROWS_PER_RECORD);
+            for (lo, hi, part, batch) in new {
+                d.put(
+                    merged(src, Key::Rows(table as u8, lo, hi, part)),
+                    encode_batch(&batch),
+                );
+            }
+            for (lo, hi, first, count) in forgotten {
+                for part in first..first + count {
+                    d.remove(merged(src, Key::Rows(table as u8, lo, hi, part)));
+                }
+            }
+        }
+    }
+    for p in &mut m.kpis.pipelines {
+        let name = p.p.name.to_string();
+        for (src, slices) in p.slices.iter_mut().enumerate() {
+            for x in slices.iter_mut().filter(|x| !x.saved) {
+                x.saved = true;
+                d.put(
+                    merged(src, Key::Slice(name.clone(), x.start, x.part)),
+                    encode_batch(&x.batch),
+                );
+            }
+        }
+        for (src, forgotten) in p.forgotten.iter_mut().enumerate() {
+            for (start, part) in std::mem::take(forgotten) {
+                d.remove(merged(src, Key::Slice(name.clone(), start, part)));
+            }
+        }
+    }
+    for (&(every, as_of), v) in &mut m.waiting {
+        for w in v.iter_mut().filter(|w| !w.saved) {
+            w.saved = true;
+            d.put(
+                merged(w.source as usize, Key::Capture(every, as_of, w.part)),
+                encode_batch(&w.batch),
+            );
+        }
+    }
+    for (src, every, as_of, part) in std::mem::take(&mut m.forgotten) {
+        d.remove(merged(src as usize, Key::Capture(every, as_of, part)));
+    }
+    let meta = encode(&MergeMeta {
+        sources: m.sources,
+        released: m.released.clone(),
+        last: m.last.clone(),
+        progress: m
+            .kpis
+            .pipelines
+            .iter()
+            .map(|p| (p.p.name.to_string(), p.progress.clone()))
+            .collect(),
+        kpi_drop: m.kpi.state(),
+        metrics: m.kpi_samples(),
+    });
+    if m.last_meta.as_deref() != Some(meta.as_slice()) {
+        d.put(Key::MergeMeta, meta.clone());
+        m.last_meta = Some(meta);
     }
 }

@@ -57,16 +57,33 @@ impl ClosedStore {
     ) -> (Vec<(i64, i64, u32, RecordBatch)>, Vec<(i64, i64, u32, u32)>) {
         let rows = rows.max(1);
         let mut new = Vec::new();
-        for b in &mut self.batches {
-            if b.saved.is_none() {
-                let n = b.batch.num_rows();
-                let parts = n.div_ceil(rows).max(1);
-                for p in 0..parts {
-                    let off = p * rows;
-                    new.push((b.lo, b.hi, p as u32, b.batch.slice(off, rows.min(n - off))));
-                }
-                b.saved = Some((0, parts as u32));
+        for i in 0..self.batches.len() {
+            if self.batches[i].saved.is_some() {
+                continue;
             }
+            // Parts go on after those of batches of the same range (a
+            // scale-out merge receives a range in several batches).
+            let (lo, hi) = (self.batches[i].lo, self.batches[i].hi);
+            let first = self
+                .batches
+                .iter()
+                .filter(|b| b.lo == lo && b.hi == hi)
+                .filter_map(|b| b.saved.map(|(f, c)| f + c))
+                .max()
+                .unwrap_or(0);
+            let b = &mut self.batches[i];
+            let n = b.batch.num_rows();
+            let parts = n.div_ceil(rows).max(1);
+            for p in 0..parts {
+                let off = p * rows;
+                new.push((
+                    lo,
+                    hi,
+                    first + p as u32,
+                    b.batch.slice(off, rows.min(n - off)),
+                ));
+            }
+            b.saved = Some((first, parts as u32));
         }
         (new, std::mem::take(&mut self.forgotten))
     }
@@ -116,6 +133,16 @@ impl ClosedStore {
             }
             keep
         });
+    }
+
+    /// Takes every batch out (scale-out: they go to the partials topic).
+    pub fn drain(&mut self) -> Vec<RangeBatch> {
+        for b in &self.batches {
+            if let Some((first, count)) = b.saved {
+                self.forgotten.push((b.lo, b.hi, first, count));
+            }
+        }
+        std::mem::take(&mut self.batches)
     }
 
     pub fn rows(&self) -> usize {
