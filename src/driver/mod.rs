@@ -68,7 +68,7 @@ pub struct Control<'a> {
 pub struct RunReport {
     pub messages: u64,
     pub seconds: f64,
-    /// From the first message to the last one.
+    /// From the first event to the last one.
     pub busy_seconds: f64,
     pub stopped_by: Stopped,
 }
@@ -96,6 +96,7 @@ pub fn run(
     let live = source.live();
     let mut messages = 0u64;
     let mut first: Option<Instant> = None;
+    let mut last_event = Instant::now();
     let mut last_message = Instant::now();
     let mut last_tick = Instant::now();
     let mut since_tick = 0u64;
@@ -136,14 +137,21 @@ pub fn run(
                 messages += 1;
                 since_tick += 1;
                 last_message = Instant::now();
+                last_event = last_message;
                 first.get_or_insert(last_message);
             }
             Polled::Kafka(m) => {
+                let partials = g.engine.partials_read;
                 g.handle(&m.as_message());
                 messages += 1;
                 since_tick += 1;
                 last_message = Instant::now();
-                first.get_or_insert(last_message);
+                // Busy time counts events: partials read back (scale-out)
+                // keep the loop awake but are not input.
+                if g.engine.partials_read == partials {
+                    last_event = last_message;
+                    first.get_or_insert(last_message);
+                }
             }
             Polled::Quiet => {}
             Polled::End => break Stopped::End,
@@ -214,7 +222,7 @@ pub fn run(
     Ok(RunReport {
         messages,
         seconds: started.elapsed().as_secs_f64(),
-        busy_seconds: first.map_or(0.0, |f| last_message.duration_since(f).as_secs_f64()),
+        busy_seconds: first.map_or(0.0, |f| last_event.duration_since(f).as_secs_f64()),
         stopped_by: stopped,
     })
 }
