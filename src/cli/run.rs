@@ -209,23 +209,23 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         tracing::warn!(topic = %kafka.erasure_topic, "the input topics do not exist yet, so the erasure topic cannot be made with their partition count; erasure requests are not read in this run");
         kafka.erasure_topic.clear();
     }
+    // Topics co-partitioned with the inputs are made before subscribing: a
+    // consumer hears of a topic made later only at its next metadata refresh.
+    let input_partitions = config
+        .kafka
+        .topics
+        .iter()
+        .filter_map(|t| topics.get(t).copied())
+        .max()
+        .unwrap_or(1);
+    let admin = driver::Admin {
+        brokers: &settings.brokers,
+        properties: &settings.properties,
+        replication: settings.replication,
+        timeout: settings.timeout,
+    };
     if !kafka.erasure_topic.is_empty() {
-        // Before subscribing: a consumer hears of a topic made later only
-        // at its next metadata refresh.
-        let partitions = config
-            .kafka
-            .topics
-            .iter()
-            .filter_map(|t| topics.get(t).copied())
-            .max()
-            .unwrap_or(1);
-        let admin = driver::Admin {
-            brokers: &settings.brokers,
-            properties: &settings.properties,
-            replication: settings.replication,
-            timeout: settings.timeout,
-        };
-        driver::create_erasure_topic(&admin, &kafka.erasure_topic, partitions)
+        driver::create_erasure_topic(&admin, &kafka.erasure_topic, input_partitions)
             .context("cannot set up the erasure topic")?;
         sinks.audit = Some((producer.clone(), config.kafka.audit_topic.clone()));
     }
@@ -239,22 +239,9 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         inputs_known
     });
     if let Some(topic) = kafka.partials_topic.clone() {
-        let partitions = config
-            .kafka
-            .topics
-            .iter()
-            .filter_map(|t| topics.get(t).copied())
-            .max()
-            .unwrap_or(1);
-        let admin = driver::Admin {
-            brokers: &settings.brokers,
-            properties: &settings.properties,
-            replication: settings.replication,
-            timeout: settings.timeout,
-        };
-        driver::create_partials_topic(&admin, &topic, partitions)
+        driver::create_partials_topic(&admin, &topic, input_partitions)
             .context("cannot set up the partials topic")?;
-        engine.enable_scale_out(partitions as u32);
+        engine.enable_scale_out(input_partitions as u32);
         sinks.partials = Some((producer.clone(), topic));
     } else {
         kafka.partials_topic = Some(String::new());

@@ -576,6 +576,7 @@ impl Engine {
             + self.traders.heap_bytes()
             + self.risk.heap_bytes()
             + self.kpis.bytes()
+            + self.merges.values().map(Merge::bytes).sum::<usize>()
             + self
                 .shards
                 .iter()

@@ -5,11 +5,8 @@
 //! through (checkpointed and restored, as a rebalance does).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use super::*;
-use crate::model::Model;
-use crate::sim::{SimConfig, Simulator};
 use crate::state::{Global, Record, checkpoint_shards, restore_shard};
 
 const PARTITIONS: u32 = 4;
@@ -17,12 +14,7 @@ const PARTITIONS: u32 = 4;
 const PARTIALS: usize = 100;
 
 fn engine(scale_out: bool) -> Engine {
-    let mut e = Engine::new(EngineConfig::default(), None).expect("the catalogue plans");
-    e.risk.use_model(
-        Arc::new(Model::bundled()),
-        &mut e.ingest.decoder.symbols,
-        false,
-    );
+    let mut e = crate::state::tests::engine();
     if scale_out {
         e.enable_scale_out(PARTITIONS);
     }
@@ -32,22 +24,15 @@ fn engine(scale_out: bool) -> Engine {
 /// The simulated history, each line with its partition (by trader id, as
 /// a keyed producer places it).
 fn partitioned() -> Vec<(u32, Vec<u8>)> {
-    let bytes = Simulator::to_ndjson(SimConfig {
-        seed: 7,
-        traders: 300,
-        days: 20,
-        ..SimConfig::default()
-    });
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
+    crate::state::tests::simulated(7)
+        .into_iter()
         .map(|l| {
-            let v: serde_json::Value = serde_json::from_slice(l).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(&l).unwrap_or_default();
             let id = v["trader_id"].as_str().unwrap_or_default();
             let h = id.bytes().fold(2_166_136_261_u32, |h, b| {
                 (h ^ b as u32).wrapping_mul(16_777_619)
             });
-            (h % PARTITIONS, l.to_vec())
+            (h % PARTITIONS, l)
         })
         .collect()
 }
@@ -102,17 +87,23 @@ impl Group {
             if sent.is_empty() {
                 return;
             }
-            for (k, bytes) in sent {
-                let input = PARTIALS + k as usize;
-                let offset = self.offsets.entry(input).or_default();
-                let e = &mut self.engines[self.owner[k as usize]];
-                let r = e.process(&bytes, input, *offset, i64::MAX / 2, None);
-                assert!(matches!(r, Processed::Valid), "{r:?}");
-                *offset += 1;
-            }
+            self.deliver(sent);
             for e in &mut self.engines {
                 e.advance();
             }
+        }
+    }
+
+    /// Hands partials to the merges of their partitions, as the partials
+    /// topic does.
+    fn deliver(&mut self, sent: Vec<(u32, Vec<u8>)>) {
+        for (k, bytes) in sent {
+            let input = PARTIALS + k as usize;
+            let offset = self.offsets.entry(input).or_default();
+            let e = &mut self.engines[self.owner[k as usize]];
+            let r = e.process(&bytes, input, *offset, i64::MAX / 2, None);
+            assert!(matches!(r, Processed::Valid), "{r:?}");
+            *offset += 1;
         }
     }
 
@@ -134,22 +125,10 @@ impl Group {
     fn move_partition(&mut self, k: u32, to: usize) {
         let from = self.owner[k as usize];
         self.exchange();
-        let e = &mut self.engines[from];
-        e.settle();
-        let partials = self.seen.take(e);
-        assert!(
-            partials.is_empty() || {
-                // Settled partials reach the merges before the move.
-                for (p, bytes) in partials {
-                    let input = PARTIALS + p as usize;
-                    let offset = self.offsets.entry(input).or_default();
-                    let owner = self.owner[p as usize];
-                    self.engines[owner].process(&bytes, input, *offset, i64::MAX / 2, None);
-                    *offset += 1;
-                }
-                true
-            }
-        );
+        // What settles goes out with the checkpoint, before the move.
+        self.engines[from].settle();
+        let partials = self.seen.take(&mut self.engines[from]);
+        self.deliver(partials);
         let e = &mut self.engines[from];
         let deltas = checkpoint_shards(e, &[k], &|i| ("t".into(), i as i32), Global::default());
         let log = self.changelog.entry(k).or_default();

@@ -27,4 +27,4 @@ pub use save::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,7 +15,7 @@ use crate::pipeline::KpiRow;
 use crate::sim::{SimConfig, Simulator};
 
 /// An engine over the built-in catalogue with the bundled model.
-fn engine() -> Engine {
+pub(crate) fn engine() -> Engine {
     let mut e = Engine::new(EngineConfig::default(), None).expect("the catalogue plans");
     e.risk.use_model(
         Arc::new(Model::bundled()),
@@ -26,8 +26,13 @@ fn engine() -> Engine {
 }
 
 fn lines() -> Vec<Vec<u8>> {
+    simulated(3)
+}
+
+/// The NDJSON lines of a simulated history of 300 traders over 20 days.
+pub(crate) fn simulated(seed: u64) -> Vec<Vec<u8>> {
     let bytes = Simulator::to_ndjson(SimConfig {
-        seed: 3,
+        seed,
         traders: 300,
         days: 20,
         ..SimConfig::default()
