@@ -106,6 +106,8 @@ pub struct KafkaDurability {
     /// session timeout passes), so the consumer can rejoin instead of
     /// the loop aborting commit after commit.
     hold_commits_until: Option<Instant>,
+    /// When the producer was made anew after fatal errors (recent ones).
+    renewals: Vec<Instant>,
     /// Restoring: not ready.
     pub restoring: bool,
     /// A commit is waiting for the broker (retrying): not ready.
@@ -164,6 +166,7 @@ impl KafkaDurability {
             parked_inputs: BTreeMap::new(),
             rewind: false,
             hold_commits_until: None,
+            renewals: Vec::new(),
             restoring: false,
             failing: false,
             last_commit: Instant::now(),
@@ -846,15 +849,21 @@ pub fn commit_with(
         bytes += delta.bytes() as u64;
         for (key, value) in &delta.records {
             // A changelog record that does not go out would lose state:
-            // the commit fails rather than go on without it.
-            d.producer.send_to(
+            // the commit fails rather than go on without it (a producer
+            // failed for good is made anew and the state rewinds).
+            let sent = d.producer.send_to(
                 "state",
                 &d.settings.topic,
                 Some(delta.shard as i32),
                 key,
                 value.as_deref(),
                 &[],
-            )?;
+            );
+            match sent {
+                Ok(()) => {}
+                Err(e) if e.is_fatal() => return renew_producer(d, e),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     let offsets: Vec<(TopicPartition, i64)> = core
@@ -958,17 +967,44 @@ pub fn commit_with(
                 }
             });
             d.failing |= failed;
-            aborted?;
-            d.producer.begin()?;
+            match aborted {
+                Ok(()) => d.producer.begin()?,
+                Err(e) if e.is_fatal() => return renew_producer(d, e),
+                Err(e) => return Err(e.into()),
+            }
             d.rewind = true;
             if e.is_stale_member() {
                 d.hold_commits_until = Some(Instant::now() + STALE_MEMBER_HOLD);
             }
             Ok(())
         }
+        Err(KafkaError::Sink(e)) if e.is_fatal() => renew_producer(d, e),
         Err(e) => Err(e),
     }
 }
+
+/// A fatal transaction error: the coordinator ended the transaction (it
+/// outlived `transaction_timeout` while the broker was away) or another
+/// producer took the id. The first case heals with a new producer and a
+/// rewind to the last commit (a fencing still in flight may take a second
+/// one); more than [`RENEWALS`] within [`RENEWAL_WINDOW`] are taken for the
+/// second case (two instances with one id would take it from each other
+/// for ever) and stop the run.
+fn renew_producer(d: &mut KafkaDurability, e: SinkError) -> Result<(), KafkaError> {
+    d.renewals.retain(|t| t.elapsed() < RENEWAL_WINDOW);
+    if d.renewals.len() >= RENEWALS {
+        return Err(e.into());
+    }
+    tracing::warn!(error = %e, "the transactional producer failed for good; a new one takes over and the state rewinds to the last commit");
+    d.producer.renew(d.settings.timeout)?;
+    d.renewals.push(Instant::now());
+    d.rewind = true;
+    Ok(())
+}
+
+/// At most this many producer renewals within [`RENEWAL_WINDOW`].
+const RENEWALS: usize = 3;
+const RENEWAL_WINDOW: Duration = Duration::from_secs(120);
 
 /// How long periodic commits wait for the group after the group refused a
 /// commit from this member (the consumer's session timeout).

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -74,9 +74,20 @@ impl SinkError {
         .any(|m| text.contains(m))
     }
 
-    /// Another instance took over (fenced): this one must stop.
+    /// The producer failed for good (fenced, or its transaction ended by
+    /// the coordinator): only a new producer can go on.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, SinkError::Transaction { source: KafkaError::Transaction(e), .. } if e.is_fatal())
+        match self {
+            SinkError::Transaction {
+                source: KafkaError::Transaction(e),
+                ..
+            } => e.is_fatal(),
+            // A send after the producer failed for good.
+            SinkError::Send { source, .. } => {
+                source.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal)
+            }
+            _ => false,
+        }
     }
 
     /// Trying the same step again may work (the broker is away).
@@ -137,10 +148,14 @@ impl ProducerContext for Ctx {
     }
 }
 
-/// The shared producer.
+/// The shared producer. Every clone sends through the same one, which can
+/// be replaced after a fatal transaction error ([`KafkaSink::renew`]).
 #[derive(Clone)]
 pub struct KafkaSink {
-    producer: ThreadedProducer<Ctx>,
+    producer: Arc<RwLock<ThreadedProducer<Ctx>>>,
+    /// What the producer was made with, to make it again.
+    config: Arc<ClientConfig>,
+    brokers: Arc<str>,
     errors: Arc<AtomicU64>,
     /// Messages accepted for sending.
     sent: Arc<AtomicU64>,
@@ -203,20 +218,11 @@ impl KafkaSink {
             }
         }
         let state_ends = Arc::new(Mutex::new(std::collections::HashMap::new()));
-        let ctx = Ctx {
-            errors: errors.clone(),
-            metrics: metrics.clone(),
-            state_ends: state_ends.clone(),
-            global_errors: Default::default(),
-        };
-        let producer = config
-            .create_with_context(ctx)
-            .map_err(|source| SinkError::Create {
-                brokers: brokers.to_owned(),
-                source,
-            })?;
+        let producer = Self::make(&config, brokers, &errors, &metrics, &state_ends)?;
         Ok(Self {
-            producer,
+            producer: Arc::new(RwLock::new(producer)),
+            config: Arc::new(config),
+            brokers: brokers.into(),
             errors,
             sent: Arc::new(AtomicU64::new(0)),
             metrics,
@@ -274,7 +280,7 @@ impl KafkaSink {
             if let Some(p) = partition {
                 record = record.partition(p);
             }
-            match self.producer.send(record) {
+            match self.p().send(record) {
                 Ok(()) => {
                     self.sent.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
@@ -299,10 +305,59 @@ impl KafkaSink {
         }
     }
 
+    fn make(
+        config: &ClientConfig,
+        brokers: &str,
+        errors: &Arc<AtomicU64>,
+        metrics: &Option<Arc<Mutex<Metrics>>>,
+        state_ends: &Arc<Mutex<std::collections::HashMap<i32, i64>>>,
+    ) -> Result<ThreadedProducer<Ctx>, SinkError> {
+        let ctx = Ctx {
+            errors: errors.clone(),
+            metrics: metrics.clone(),
+            state_ends: state_ends.clone(),
+            global_errors: Default::default(),
+        };
+        config
+            .create_with_context(ctx)
+            .map_err(|source| SinkError::Create {
+                brokers: brokers.to_owned(),
+                source,
+            })
+    }
+
+    fn p(&self) -> std::sync::RwLockReadGuard<'_, ThreadedProducer<Ctx>> {
+        self.producer.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces a transactional producer left in a fatal state (for
+    /// example its transaction was timed out by the coordinator while the
+    /// broker was away): a new one registers the same transactional id and
+    /// opens a transaction. What the old one held is gone; the caller
+    /// rewinds its state to the last commit.
+    pub fn renew(&self, timeout: Duration) -> Result<(), SinkError> {
+        let fresh = Self::make(
+            &self.config,
+            &self.brokers,
+            &self.errors,
+            &self.metrics,
+            &self.state_ends,
+        )?;
+        let step = |step: &'static str| move |source| SinkError::Transaction { step, source };
+        fresh.init_transactions(timeout).map_err(step("init"))?;
+        fresh.begin_transaction().map_err(step("begin"))?;
+        let old = std::mem::replace(
+            &mut *self.producer.write().unwrap_or_else(|e| e.into_inner()),
+            fresh,
+        );
+        drop(old);
+        Ok(())
+    }
+
     /// Registers the transactional id with the broker (fencing any older
     /// producer with the same id, whose open transaction is aborted).
     pub fn init_transactions(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.producer
+        self.p()
             .init_transactions(timeout)
             .map_err(|source| SinkError::Transaction {
                 step: "init",
@@ -311,7 +366,7 @@ impl KafkaSink {
     }
 
     pub fn begin(&self) -> Result<(), SinkError> {
-        self.producer
+        self.p()
             .begin_transaction()
             .map_err(|source| SinkError::Transaction {
                 step: "begin",
@@ -326,7 +381,7 @@ impl KafkaSink {
         group: &ConsumerGroupMetadata,
         timeout: Duration,
     ) -> Result<(), SinkError> {
-        self.producer
+        self.p()
             .send_offsets_to_transaction(offsets, group, timeout)
             .map_err(|source| SinkError::Transaction {
                 step: "send offsets",
@@ -335,7 +390,7 @@ impl KafkaSink {
     }
 
     pub fn commit(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.producer
+        self.p()
             .commit_transaction(timeout)
             .map_err(|source| SinkError::Transaction {
                 step: "commit",
@@ -344,7 +399,7 @@ impl KafkaSink {
     }
 
     pub fn abort(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.producer
+        self.p()
             .abort_transaction(timeout)
             .map_err(|source| SinkError::Transaction {
                 step: "abort",
@@ -364,7 +419,7 @@ impl KafkaSink {
 
     /// Messages not yet delivered.
     pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
+        self.p().in_flight_count()
     }
 
     /// The offset after the last delivered changelog ("state") record of
@@ -375,8 +430,6 @@ impl KafkaSink {
 
     /// Waits until everything pending is delivered (or `limit` passes).
     pub fn flush(&self, limit: Duration) -> Result<(), SinkError> {
-        self.producer
-            .flush(limit)
-            .map_err(|_| SinkError::Flush(limit))
+        self.p().flush(limit).map_err(|_| SinkError::Flush(limit))
     }
 }

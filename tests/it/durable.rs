@@ -341,6 +341,36 @@ fn a_topic_filled_up_front_gives_exactly_the_replay() {
     assert_golden(s, g);
 }
 
+/// The coordinator takes the transactional id away mid-run (another
+/// producer registers it, as the coordinator does when a transaction
+/// outlives its timeout): the instance's producer fails for good, a new
+/// one takes over, the state rewinds, and the outputs stay exactly the
+/// golden ones.
+#[test]
+fn a_producer_that_loses_its_transactional_id_is_renewed_and_changes_nothing() {
+    let Case { s, g, bytes, .. } = &case("renew", |_| String::new());
+    let parts = slices(bytes, 2);
+    produce(&s.brokers, &s.input, &parts[0]);
+    let mut a = spawn_run(&args(s, "a", None));
+    wait_read(&[&a], parts[0].len() as u64 / 2);
+    let usurper: rdkafka::producer::BaseProducer = client_config(&s.brokers, &Default::default())
+        .set("transactional.id", format!("pulse.{}.a", s.group))
+        .create()
+        .unwrap();
+    rdkafka::producer::Producer::init_transactions(&usurper, Duration::from_secs(30)).unwrap();
+    drop(usurper);
+    produce(&s.brokers, &s.input, &parts[1]);
+    wait_read(&[&a], (parts[0].len() + parts[1].len()) as u64);
+    assert_eq!(
+        http_get(&a.addr, "/healthz").0,
+        200,
+        "the instance lives on"
+    );
+    sigterm(&mut a);
+    run_to_idle(&args(s, "a", Some("3s")));
+    assert_golden(s, g);
+}
+
 #[test]
 fn clean_stops_between_slices_change_nothing() {
     let Case { s, g, bytes, .. } = &case("slices", |_| String::new());
