@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::{BooleanArray, Int64Array};
-use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::kpis::Kpis;
@@ -15,6 +13,7 @@ use super::partial::Partial;
 use crate::alert::KpiDrop;
 use crate::pipeline::KpiRow;
 use crate::state::{CodecError, decode_batch};
+use crate::window::rows_between;
 
 /// A captured snapshot waiting until every shard passed its boundary.
 #[derive(Debug, Clone)]
@@ -118,7 +117,7 @@ impl Merge {
             let mut batch = decode_batch(&bytes)?;
             let mut lo = lo;
             if let Some(f) = from.filter(|f| lo < *f) {
-                batch = rows_from(&batch, f);
+                batch = rows_between(&batch, f, i64::MAX);
                 lo = f;
             }
             self.kpis.stores[s][table as usize].push(lo, hi, batch);
@@ -241,13 +240,4 @@ impl Merge {
                 .map(|w| w.batch.get_array_memory_size())
                 .sum::<usize>()
     }
-}
-
-/// The rows of `batch` at or after `from` (column 0 is `ts`).
-fn rows_from(batch: &RecordBatch, from: i64) -> RecordBatch {
-    let Some(ts) = batch.column(0).as_any().downcast_ref::<Int64Array>() else {
-        return batch.clone();
-    };
-    let mask: BooleanArray = ts.iter().map(|t| t.map(|t| t >= from)).collect();
-    filter_record_batch(batch, &mask).unwrap_or_else(|_| batch.slice(0, 0))
 }

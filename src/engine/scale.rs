@@ -21,13 +21,14 @@ enum Kind {
     Capture(i64, i64),
 }
 
-/// A batch cut into encoded parts of at most [`ROWS_PER_PART`] rows.
+/// A batch cut into encoded parts of at most [`ROWS_PER_PART`] rows (none
+/// for an empty batch).
 fn pieces(
     batch: &datafusion::arrow::record_batch::RecordBatch,
     what: impl Fn() -> Kind,
 ) -> Vec<Piece> {
     let n = batch.num_rows();
-    (0..n.div_ceil(ROWS_PER_PART).max(1))
+    (0..n.div_ceil(ROWS_PER_PART))
         .map(|p| {
             let off = p * ROWS_PER_PART;
             let rows = ROWS_PER_PART.min(n - off);
@@ -64,9 +65,16 @@ impl Engine {
     /// Sends what each shard closed since the last call to the merges that
     /// need it; with `last`, the shards' input ended.
     pub(super) fn publish_partials(&mut self, last: bool) {
-        let Some(so) = self.scale_out.clone() else {
+        let Some(so) = self.scale_out.take() else {
             return;
         };
+        // Tables no exported pipeline reads are dropped, not encoded.
+        let mut read = [false; 6];
+        for n in &so.needs {
+            for (r, t) in read.iter_mut().zip(n.tables) {
+                *r |= t;
+            }
+        }
         let sent_at_ms = chrono::Utc::now().timestamp_millis();
         let mut captures: BTreeMap<u32, Vec<Piece>> = BTreeMap::new();
         for ((every, as_of), v) in std::mem::take(&mut self.kpis.captures) {
@@ -84,11 +92,10 @@ impl Engine {
             let mut all = captures.remove(&s).unwrap_or_default();
             self.kpis.ensure_shard(s);
             for (t, store) in self.kpis.stores[s as usize].iter_mut().enumerate() {
-                for b in store.drain() {
+                for b in store.drain().into_iter().filter(|_| read[t]) {
                     all.extend(pieces(&b.batch, || Kind::Table(t as u8, b.lo, b.hi)));
                 }
             }
-            let all: Vec<Piece> = all.into_iter().filter(|p| p.rows > 0).collect();
             let Some(sh) = self.shards[s as usize].as_mut() else {
                 continue;
             };
@@ -100,7 +107,7 @@ impl Engine {
                 if need.pipelines.is_empty() {
                     continue;
                 }
-                let mut cur = Partial {
+                let part = || Partial {
                     source: s,
                     sources: so.partitions,
                     hi,
@@ -109,9 +116,10 @@ impl Engine {
                     sent_at_ms,
                     ..Partial::default()
                 };
+                let mut cur = part();
                 let mut rows = 0;
-                // Tables in order, then captures: a part is sent once it holds
-                // enough rows; the last one closes the release.
+                // Captures, then tables in order: a part is sent once it
+                // holds enough rows; the last one closes the release.
                 for p in all.iter().filter(|p| match p.what {
                     Kind::Table(t, ..) => need.tables[t as usize],
                     Kind::Capture(every, _) => need.captures.contains(&every),
@@ -124,14 +132,8 @@ impl Engine {
                     }
                     rows += p.rows;
                     if rows >= ROWS_PER_PART {
-                        let next = Partial {
-                            tables: Vec::new(),
-                            captures: Vec::new(),
-                            ..cur.clone()
-                        };
-                        self.out
-                            .partials
-                            .push((k as u32, std::mem::replace(&mut cur, next).to_bytes()));
+                        let full = std::mem::replace(&mut cur, part());
+                        self.out.partials.push((k as u32, full.to_bytes()));
                         rows = 0;
                     }
                 }
@@ -139,6 +141,7 @@ impl Engine {
                 self.out.partials.push((k as u32, cur.to_bytes()));
             }
         }
+        self.scale_out = Some(so);
     }
 
     /// Runs the merges held over what every shard released.

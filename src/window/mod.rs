@@ -18,6 +18,6 @@ mod watermark;
 pub use config::WindowConfig;
 pub use release::{Pending, ReleaseBuffer};
 pub use spec::{WindowSpec, floor_to};
-pub use store::{ClosedStore, RangeBatch};
+pub use store::{ClosedStore, RangeBatch, rows_between};
 pub use tables::{TableBuilders, TableKind, money_type, schema_of, table_name};
 pub use watermark::Watermarks;

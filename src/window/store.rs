@@ -5,6 +5,21 @@ use datafusion::arrow::array::{BooleanArray, Int64Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 
+/// The rows of an event table's batch with event time (column 0, `ts`)
+/// in `[lo, hi)`; none when column 0 is not an event time (a batch that
+/// did not come from an event table, e.g. a forged partial).
+pub fn rows_between(batch: &RecordBatch, lo: i64, hi: i64) -> RecordBatch {
+    let Some(ts) = batch
+        .columns()
+        .first()
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+    else {
+        return batch.slice(0, 0);
+    };
+    let mask: BooleanArray = ts.iter().map(|t| t.map(|t| t >= lo && t < hi)).collect();
+    filter_record_batch(batch, &mask).unwrap_or_else(|_| batch.slice(0, 0))
+}
+
 /// Rows whose event times lie in `[lo, hi)`.
 #[derive(Debug, Clone)]
 pub struct RangeBatch {
@@ -100,22 +115,7 @@ impl ClosedStore {
                 out.push(b.batch.clone());
                 continue;
             }
-            #[expect(
-                clippy::expect_used,
-                reason = "the event tables' column 0 is `ts`, Int64, by construction (window::schema_of)"
-            )]
-            let ts = b
-                .batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("ts is Int64");
-            let mask: BooleanArray = ts.iter().map(|t| t.map(|t| t >= lo && t < hi)).collect();
-            #[expect(
-                clippy::expect_used,
-                reason = "the mask is built from the batch's own column, so lengths match"
-            )]
-            let f = filter_record_batch(&b.batch, &mask).expect("mask matches the batch");
+            let f = rows_between(&b.batch, lo, hi);
             if f.num_rows() > 0 {
                 out.push(f);
             }
