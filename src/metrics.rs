@@ -27,6 +27,21 @@ pub struct KpiSample {
     /// Label values in the pipeline's label order.
     pub labels: Vec<String>,
     pub value: f64,
+    /// A counter's exact total in units of 1e-9 ([`exact_units`]), so that
+    /// it continues exactly after a restore.
+    pub exact: Option<i128>,
+}
+
+/// KPI counters add window values exactly: each value in units of 1e-9
+/// (a deterministic rounding of that value alone), summed as integers, so
+/// a counter's total never depends on the order windows or partitions
+/// came in (exact money); only its export to f64 rounds, once.
+pub fn exact_units(v: f64) -> i128 {
+    (v * 1e9).round() as i128
+}
+
+fn from_exact_units(units: i128) -> f64 {
+    units as f64 / 1e9
 }
 
 /// The Prometheus metric behind one KPI value.
@@ -40,7 +55,30 @@ struct KpiFamily {
     values: Vec<KpiMetric>,
     /// Value names, in the order of `values`.
     names: Vec<String>,
+    /// Label names, in the pipeline's order (the order of label values in
+    /// `series` and in [`KpiSample::labels`]).
+    labels: Vec<String>,
     series: HashSet<Vec<String>>,
+    /// Exact counter totals by (value index, label values).
+    exact: HashMap<(usize, Vec<String>), i128>,
+}
+
+impl KpiFamily {
+    /// Adds `units` to a counter's exact total and shows the new total.
+    fn add_exact(&mut self, i: usize, labels: &[String], units: i128) {
+        let KpiMetric::Counter(c) = &self.values[i] else {
+            return;
+        };
+        let total = self.exact.entry((i, labels.to_vec())).or_default();
+        *total += units;
+        let values: Vec<&str> = labels.iter().map(String::as_str).collect();
+        if let Ok(c) = c.get_metric_with_label_values(&values) {
+            // Under the metrics lock, as every scrape is: no scrape sees
+            // the reset.
+            c.reset();
+            c.inc_by(from_exact_units(*total));
+        }
+    }
 }
 
 /// The metric a pipeline's value is exported as.
@@ -475,7 +513,9 @@ impl Metrics {
             KpiFamily {
                 values,
                 names: p.values.iter().map(|v| v.to_string()).collect(),
+                labels: p.labels.iter().map(|l| l.to_string()).collect(),
                 series: HashSet::new(),
+                exact: HashMap::new(),
             },
         );
         Ok(())
@@ -510,14 +550,12 @@ impl Metrics {
                 family.series.insert(key.clone());
             }
             let label_values: Vec<&str> = key.iter().map(String::as_str).collect();
-            for (m, (_, v)) in family.values.iter().zip(&row.values) {
+            for (i, (_, v)) in row.values.iter().enumerate().take(family.values.len()) {
                 let Some(v) = v.filter(|v| v.is_finite()) else {
                     continue;
                 };
-                match m {
-                    KpiMetric::Counter(c) if v >= 0.0 => {
-                        c.with_label_values(&label_values).inc_by(v)
-                    }
+                match &family.values[i] {
+                    KpiMetric::Counter(_) if v >= 0.0 => family.add_exact(i, &key, exact_units(v)),
                     KpiMetric::Gauge(g) if is_latest => g.with_label_values(&label_values).set(v),
                     _ => {}
                 }
@@ -530,43 +568,51 @@ impl Metrics {
         }
     }
 
-    /// The current KPI counters and gauges.
+    /// The current KPI counters and gauges, labels in each pipeline's
+    /// label order.
     #[allow(deprecated)]
     pub fn kpi_samples(&self) -> Vec<KpiSample> {
+        // Metric name -> (family, value index).
+        let mut families: HashMap<String, (&KpiFamily, usize)> = HashMap::new();
+        for (pipeline, f) in &self.kpis {
+            for (i, v) in f.names.iter().enumerate() {
+                families.insert(kpi_metric_name(pipeline, v), (f, i));
+            }
+        }
         let mut out = Vec::new();
         for mf in self.registry.gather() {
             let name = mf.get_name();
-            if !self.kpi_metric_names().any(|n| n == name) {
+            let Some(&(family, i)) = families.get(name) else {
                 continue;
-            }
+            };
             let counter = mf.get_field_type() == prometheus::proto::MetricType::COUNTER;
             for m in mf.get_metric() {
-                let labels = m
+                // The exposition sorts labels by name.
+                let by_name: HashMap<&str, &str> = m
                     .get_label()
                     .iter()
-                    .map(|l| l.get_value().to_owned())
+                    .map(|l| (l.get_name(), l.get_value()))
                     .collect();
-                let value = if counter {
-                    m.get_counter().get_value()
+                let labels: Vec<String> = family
+                    .labels
+                    .iter()
+                    .map(|l| by_name.get(l.as_str()).copied().unwrap_or("").to_owned())
+                    .collect();
+                let (value, exact) = if counter {
+                    let exact = family.exact.get(&(i, labels.clone())).copied();
+                    (m.get_counter().get_value(), exact)
                 } else {
-                    m.get_gauge().get_value()
+                    (m.get_gauge().get_value(), None)
                 };
                 out.push(KpiSample {
                     metric: name.to_owned(),
                     labels,
                     value,
+                    exact,
                 });
             }
         }
         out
-    }
-
-    fn kpi_metric_names(&self) -> impl Iterator<Item = String> + '_ {
-        self.kpis.iter().flat_map(|(pipeline, f)| {
-            f.names
-                .iter()
-                .map(move |v| format!("pulse_kpi_{pipeline}_{v}"))
-        })
     }
 
     /// The KPI series of `pipeline` (scale-out: they move with its merge).
@@ -596,6 +642,7 @@ impl Metrics {
                 }
             }
             family.series.clear();
+            family.exact.clear();
         }
     }
 
@@ -618,10 +665,9 @@ impl Metrics {
                 }
                 let labels: Vec<&str> = s.labels.iter().map(String::as_str).collect();
                 match &family.values[i] {
-                    KpiMetric::Counter(c) => {
-                        if let Ok(c) = c.get_metric_with_label_values(&labels) {
-                            c.inc_by(s.value.max(0.0));
-                        }
+                    KpiMetric::Counter(_) => {
+                        let units = s.exact.unwrap_or_else(|| exact_units(s.value.max(0.0)));
+                        family.add_exact(i, &s.labels, units);
                     }
                     KpiMetric::Gauge(g) => {
                         if let Ok(g) = g.get_metric_with_label_values(&labels) {
@@ -715,3 +761,7 @@ impl Metrics {
             .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -142,11 +142,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
     let timeout = duration(&config.state.transaction_timeout, 30_000);
     // Refused credentials or a failed TLS handshake stop here, once, before
     // any client starts retrying them in the background.
-    let topics = check_connection(
-        &config.kafka.brokers,
-        &config.kafka.properties,
-        timeout.min(Duration::from_secs(10)),
-    )?;
+    let topics = input_topics(&config, timeout.min(Duration::from_secs(10)))?;
     let producer = match delivery {
         Delivery::ExactlyOnce => KafkaSink::transactional(
             &config.kafka.brokers,
@@ -203,12 +199,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         timeout,
         cache_dir: config.state.dir.clone(),
     };
-    let inputs_known = config.kafka.topics.iter().all(|t| topics.contains_key(t));
     let mut kafka = config.kafka.clone();
-    if !kafka.erasure_topic.is_empty() && !inputs_known {
-        tracing::warn!(topic = %kafka.erasure_topic, "the input topics do not exist yet, so the erasure topic cannot be made with their partition count; erasure requests are not read in this run");
-        kafka.erasure_topic.clear();
-    }
     // Topics co-partitioned with the inputs are made before subscribing: a
     // consumer hears of a topic made later only at its next metadata refresh.
     let input_partitions = config
@@ -232,12 +223,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
     // Scale-out: the partials topic, made like the erasure topic with the
     // inputs' partition count (co-partitioned: partials partition k goes
     // with input partition k).
-    kafka.partials_topic = config.partials_topic().filter(|t| {
-        if !inputs_known {
-            tracing::warn!(topic = %t, "the input topics do not exist yet, so the partials topic cannot be made with their partition count; this instance exports its own partitions' share of each KPI");
-        }
-        inputs_known
-    });
+    kafka.partials_topic = config.partials_topic();
     if let Some(topic) = kafka.partials_topic.clone() {
         driver::create_partials_topic(&admin, &topic, input_partitions)
             .context("cannot set up the partials topic")?;
@@ -253,8 +239,7 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         .topics
         .iter()
         .filter_map(|t| source.partition_count(t))
-        .max()
-        .unwrap_or(1);
+        .fold(input_partitions, usize::max);
     let durability = KafkaDurability::new(settings, producer.clone(), partitions)
         .context("cannot set up the state changelog")?;
     let mut core = Core::new(engine, sinks);
@@ -372,4 +357,40 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
         g.engine.merge_delays.quantile(0.99).unwrap_or(0),
     );
     Ok(())
+}
+
+/// The partition count of every topic the broker knows, once every input
+/// topic exists. The changelog, partials and erasure topics are made with
+/// the inputs' partition count, so an instance started before its input
+/// topics (or in the second after they were made, before the broker that
+/// answers has heard of them) waits for them rather than making those
+/// topics too small. Waiting is logged every 30 s; SIGTERM ends it.
+fn input_topics(
+    config: &Config,
+    timeout: Duration,
+) -> anyhow::Result<std::collections::BTreeMap<String, usize>> {
+    let started = std::time::Instant::now();
+    let mut told: Option<std::time::Instant> = None;
+    loop {
+        let topics = check_connection(&config.kafka.brokers, &config.kafka.properties, timeout)?;
+        let missing: Vec<&str> = config
+            .kafka
+            .topics
+            .iter()
+            .filter(|t| topics.get(*t).is_none_or(|&n| n == 0))
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Ok(topics);
+        }
+        if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+            tracing::warn!(
+                topics = ?missing,
+                waited_s = started.elapsed().as_secs(),
+                "waiting for the input topics to exist: their partition count sizes the changelog, partials and erasure topics"
+            );
+            told = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use veloc_pulse::sink::client_config;
 
-use crate::common::{Running, http_get, metric_sum, pulse, pulse_ok, scratch};
+use crate::common::{Running, http_get, metric_sum, pulse, pulse_ok, require_program, scratch};
 use crate::kafka::{
     ROOT, SERIAL, broker, kafka_script, lines, produce, spawn_run, topic, wait_exit,
 };
@@ -190,21 +190,28 @@ pub(crate) fn read_raw(brokers: &str, topic: &str) -> Vec<(Vec<u8>, Option<Strin
     out
 }
 
-/// Rows on the KPI topic equal the golden rows exactly; alert ids on the
-/// alert topic equal the golden ids, each once.
-pub(crate) fn assert_golden(s: &Setup, g: &Golden) {
+/// What a setup's KPI and alert topics hold (read_committed): rows in
+/// canonical JSON and alert ids, each sorted.
+fn outputs(s: &Setup) -> Golden {
     let mut rows: Vec<String> = read_topic(&s.brokers, &s.kpis)
         .iter()
         .map(canonical)
         .collect();
     rows.sort();
-    assert_same("KPI rows", &rows, &g.rows);
     let mut alerts: Vec<String> = read_topic(&s.brokers, &s.alerts)
         .iter()
         .map(|v| v["alert_id"].as_str().unwrap().to_owned())
         .collect();
     alerts.sort();
-    assert_same("alert ids", &alerts, &g.alerts);
+    Golden { rows, alerts }
+}
+
+/// Rows on the KPI topic equal the golden rows exactly; alert ids on the
+/// alert topic equal the golden ids, each once.
+pub(crate) fn assert_golden(s: &Setup, g: &Golden) {
+    let got = outputs(s);
+    assert_same("KPI rows", &got.rows, &g.rows);
+    assert_same("alert ids", &got.alerts, &g.alerts);
 }
 
 /// Equal multisets, or a panic with the differences by pipeline.
@@ -625,6 +632,97 @@ fn a_kill_9_of_one_of_three_instances_changes_nothing() {
     sigterm(&mut a);
     run_to_idle(&args(s, "a", Some("3s")));
     assert_golden(s, g);
+}
+
+/// Traders whose logins close the history in [`flush_events`].
+const FLUSH_TRADERS: usize = 64;
+
+/// Logins of existing traders a day after the history's last event, so
+/// that every partition's event time passes the history's end. A live
+/// instance fires a shard's time rules (ticks) up to the frontier of the
+/// partitions it holds, so before such events an instance holding only
+/// the partitions that are ahead has fired more of them than one holding
+/// all; both fire the same ones once every partition has passed. (64
+/// traders miss one of 4 partitions with a chance of 4 x (3/4)^64.)
+fn flush_events(events: &[&[u8]]) -> String {
+    let mut last = i64::MIN;
+    let mut traders = BTreeSet::new();
+    for l in events {
+        let v: Value = serde_json::from_slice(l).unwrap();
+        let ts = match &v["ts"] {
+            Value::Number(n) => n.as_i64().unwrap(),
+            Value::String(t) => veloc_pulse::event::time::parse_rfc3339_ms(t).unwrap(),
+            other => panic!("ts {other}"),
+        };
+        last = last.max(ts);
+        traders.insert(v["trader_id"].as_str().unwrap().to_owned());
+    }
+    let at = last + 86_400_000;
+    traders
+        .iter()
+        .take(FLUSH_TRADERS)
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "{{\"event_id\":\"flush-{i}\",\"type\":\"login\",\"trader_id\":\"{t}\",\
+                 \"ts\":{at},\"success\":true,\"device_id\":\"{t}-d0\",\"country\":\"BR\",\
+                 \"platform\":\"web\"}}\n"
+            )
+        })
+        .collect()
+}
+
+/// Scale-out as a dashboard sees it: a real Prometheus scraping three
+/// instances of one group and another scraping one instance of a second
+/// group, both reading the same events, give the same answer to every
+/// dashboard and recording-rule expression (scripts/compare-dashboards
+/// says how range functions and per-process metrics are compared).
+#[test]
+fn prometheus_scraping_three_instances_sees_what_it_sees_with_one() {
+    let prometheus = require_program("prometheus", "prometheus");
+    let Case { s, bytes, dir, .. } = &case("scrape", |_| String::new());
+    // The single instance: its own group and output topics, same input.
+    let single = Setup {
+        input: s.input.clone(),
+        ..setup(dir.path(), "scrapeone", "")
+    };
+    let one = spawn_run(&args(&single, "one", None));
+    let a = spawn_run(&args(s, "a", None));
+    let b = spawn_run(&args(s, "b", None));
+    let c = spawn_run(&args(s, "c", None));
+    wait_ready(&[&one, &a, &b, &c]);
+    assert_one_exporter(&[("a", &a), ("b", &b), ("c", &c)]);
+    let events = lines(bytes);
+    let many = [&a, &b, &c].map(|r| r.addr.clone()).join(",");
+    let compare = Command::new(format!("{ROOT}/scripts/compare-dashboards"))
+        .args(["--one", &one.addr, "--many", &many, "--events"])
+        .arg((events.len() + FLUSH_TRADERS).to_string())
+        .arg("--prometheus")
+        .arg(&prometheus)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/compare-dashboards runs");
+    produce(&s.brokers, &s.input, &events);
+    let flush = flush_events(&events);
+    produce(&s.brokers, &s.input, &lines(flush.as_bytes()));
+    let out = compare.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    // What both wrote so far (open windows still open in both) is the same.
+    let (want, got) = (outputs(&single), outputs(s));
+    assert_same("KPI rows", &got.rows, &want.rows);
+    assert_same("alert ids", &got.alerts, &want.alerts);
+    let same: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_suffix(" 0 differ"))
+        .and_then(|l| l.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        out.status.success() && same >= 120,
+        "dashboards differ between one and three instances ({same} same):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `[state] dir`: a restart on the same machine reads its local cache and
