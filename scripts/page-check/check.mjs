@@ -9,6 +9,11 @@
 // page is live), takes a full-page screenshot and prints a JSON summary.
 // Exits 1 on any console error, page error, failed request, missing tile,
 // unchanged values or timeout; 0 otherwise.
+//
+// PAGE_CHECK_MIN_CHANGED (default 2) sets how many tiles must change (0 for
+// an instance that has caught up and is idle); PAGE_CHECK_EXPECT names a
+// text the page must show (for example the scale-out line of the
+// operations panel).
 
 import { launch, startRun } from './harness.mjs';
 
@@ -18,7 +23,8 @@ const EXPECTED_TILES = [
 ];
 const FILL_TIMEOUT_MS = 30_000;
 const CHANGE_WAIT_MS = 4_000;
-const MIN_CHANGED = 2;
+const MIN_CHANGED = Number(process.env.PAGE_CHECK_MIN_CHANGED ?? 2);
+const EXPECT = process.env.PAGE_CHECK_EXPECT || '';
 const HARD_TIMEOUT_MS = 90_000;
 const PLACEHOLDERS = ['', '—', '…', '-', '...'];
 
@@ -88,6 +94,15 @@ try {
   summary.changed = Object.keys(summary.tiles_after).filter((k) => summary.tiles_after[k] !== summary.tiles_before[k]);
   if (summary.changed.length < MIN_CHANGED) {
     summary.errors.push(`only ${summary.changed.length} tile(s) changed in ${CHANGE_WAIT_MS / 1000} s; expected at least ${MIN_CHANGED}`);
+  }
+
+  if (EXPECT) {
+    try {
+      await page.waitForFunction((t) => document.body.innerText.includes(t), EXPECT, { timeout: FILL_TIMEOUT_MS, polling: 250 });
+      summary.expected_text = EXPECT;
+    } catch {
+      summary.errors.push(`the page never showed "${EXPECT}"`);
+    }
   }
 
   // The churn-risk panel shows the model's bands and the alerts panel lists alerts.

@@ -80,7 +80,15 @@ struct FirstFatal(Mutex<Option<(RDKafkaErrorCode, String)>>);
 
 impl ClientContext for FirstFatal {
     fn error(&self, error: KafkaError, reason: &str) {
-        let code = error.rdkafka_error_code();
+        let mut code = error.rdkafka_error_code();
+        // A failed certificate check comes as an SSL error or, as often, as
+        // a transport failure "in state SSL_HANDSHAKE": the same refusal,
+        // which must stop the check at its first occurrence.
+        if code == Some(RDKafkaErrorCode::BrokerTransportFailure)
+            && (reason.contains("SSL_HANDSHAKE") || reason.contains("SSL routines"))
+        {
+            code = Some(RDKafkaErrorCode::SSL);
+        }
         let fatal = matches!(
             code,
             Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)

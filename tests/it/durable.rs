@@ -290,7 +290,7 @@ pub(crate) fn sigterm(r: &mut Running) {
     assert!(st.success(), "pulse run stops cleanly on SIGTERM: {st}");
 }
 
-fn sigkill(r: &mut Running) {
+pub(crate) fn sigkill(r: &mut Running) {
     let pid = r.child.id().to_string();
     Command::new("kill").args(["-KILL", &pid]).status().unwrap();
     wait_exit(&mut r.child, Duration::from_secs(30));
@@ -519,7 +519,7 @@ fn at_least_once_rides_out_a_broker_outage_and_loses_nothing() {
 }
 
 /// Waits until every instance holds partitions and is ready.
-fn wait_ready(rs: &[&Running]) {
+pub(crate) fn wait_ready(rs: &[&Running]) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while rs.iter().any(|r| http_get(&r.addr, "/readyz").0 != 200) {
         assert!(Instant::now() < deadline, "every instance holds partitions");
@@ -722,6 +722,26 @@ fn prometheus_scraping_three_instances_sees_what_it_sees_with_one() {
         out.status.success() && same >= 120,
         "dashboards differ between one and three instances ({same} same):\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The live page of one of the three says what it exports, and its
+    // tiles of pipelines exported elsewhere name the instance (headless
+    // Chromium; the screenshot is kept).
+    require_program("chromium", "chromium");
+    require_program("node", "nodejs");
+    let shot = concat!(env!("CARGO_TARGET_TMPDIR"), "/live-page-scale-out.png");
+    let page = Command::new("node")
+        .arg(format!("{ROOT}/scripts/page-check/check.mjs"))
+        .arg(format!("http://{}/", a.addr))
+        .arg(shot)
+        .env("PAGE_CHECK_MIN_CHANGED", "0")
+        .env("PAGE_CHECK_EXPECT", "scale-out: instance a exports")
+        .output()
+        .expect("node runs the page check");
+    assert!(
+        page.status.success(),
+        "page check of a scaled-out instance failed:\n{}\n{}",
+        String::from_utf8_lossy(&page.stdout),
+        String::from_utf8_lossy(&page.stderr)
     );
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::{Running, http_get, pulse, scratch};
-use crate::durable::{Case, args, assert_golden, case, wait_read};
+use crate::durable::{Case, args, assert_golden, case, sigkill, sigterm, wait_read, wait_ready};
 use crate::kafka::{SERIAL, broker, kafka_script, lines, produce, topic, wait_exit};
 
 /// The broker's SASL_SSL listener as `scripts/kafka secure` describes it.
@@ -88,6 +88,50 @@ fn with_brokers(mut a: Vec<String>, brokers: &str) -> Vec<String> {
     let i = a.iter().position(|x| x == "--brokers").unwrap();
     a[i + 1] = brokers.to_owned();
     a
+}
+
+/// Through SASL_SSL, a second instance joining (a rebalance) and a
+/// `kill -9` of the first mid-stream change nothing: the KPI and alert
+/// topics equal the golden replay.
+#[test]
+fn sasl_ssl_through_a_rebalance_and_a_kill_9_gives_exactly_the_replay() {
+    let mut sec = None;
+    let Case {
+        s, g, bytes, dir, ..
+    } = &case("saslkill", |_| {
+        let x = secure();
+        let p = properties(&x.user, &x.ca);
+        sec = Some(x);
+        p
+    });
+    let sec = sec.unwrap();
+    let start = |name: &str, log: &str, idle: Option<&str>| {
+        let run = with_brokers(args(s, name, idle), &sec.bootstrap);
+        let (mut child, out) = spawn(&run, &sec.password, &dir.path().join(log));
+        let addr = announced(&out, &mut child);
+        Running { child, addr }
+    };
+    let events = lines(bytes);
+    let third = events.len() / 3;
+    produce(&s.brokers, &s.input, &events[..third]);
+    let mut a = start("a", "a.log", None);
+    wait_read(&[&a], third as u64 / 2);
+    // A second instance joins: the partitions (and merges) are split.
+    let mut b = start("b", "b.log", None);
+    wait_ready(&[&a, &b]);
+    produce(&s.brokers, &s.input, &events[third..2 * third]);
+    std::thread::sleep(Duration::from_secs(2));
+    // The first dies mid-stream; the second takes its partitions over.
+    sigkill(&mut a);
+    produce(&s.brokers, &s.input, &events[2 * third..]);
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm(&mut b);
+    // The first comes back alone and runs to the end.
+    let mut last = start("a", "a2.log", Some("5s"));
+    let st = wait_exit(&mut last.child, Duration::from_secs(180));
+    let log = std::fs::read_to_string(dir.path().join("a2.log")).unwrap_or_default();
+    assert!(st.success(), "pulse run failed: {st}\n{log}");
+    assert_golden(s, g);
 }
 
 #[test]
