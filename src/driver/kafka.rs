@@ -42,8 +42,15 @@ pub enum KafkaError {
         partition: i32,
         message: String,
     },
-    #[error("cannot create the changelog topic {topic}: {message}")]
+    #[error("cannot create topic {topic}: {message}")]
     CreateTopic { topic: String, message: String },
+    #[error("topic {topic} has {has} partition(s) and the input {want}: {why}")]
+    PartitionCount {
+        topic: String,
+        has: usize,
+        want: usize,
+        why: &'static str,
+    },
     #[error(
         "input partition {partition} of {topic} is beyond the {max} partitions one instance can hold"
     )]
@@ -203,7 +210,7 @@ fn create_changelog(s: &StateSettings, partitions: usize) -> Result<(), KafkaErr
     create_topic(
         &admin,
         &s.topic,
-        partitions,
+        (partitions, Need::AtLeast(CHANGELOG_TOO_SMALL)),
         &[
             ("cleanup.policy", "compact"),
             ("max.message.bytes", &max_bytes),
@@ -222,7 +229,12 @@ pub fn create_erasure_topic(
     topic: &str,
     partitions: usize,
 ) -> Result<(), KafkaError> {
-    create_topic(admin, topic, partitions, &[])
+    create_topic(
+        admin,
+        topic,
+        (partitions, Need::EqualOrWarn(ERASURE_MISMATCH)),
+        &[],
+    )
 }
 
 /// Creates the partials topic of scale-out unless it exists,
@@ -237,7 +249,7 @@ pub fn create_partials_topic(
     create_topic(
         admin,
         topic,
-        partitions,
+        (partitions, Need::Equal(PARTIALS_MISMATCH)),
         &[
             ("retention.ms", "604800000"),
             ("max.message.bytes", &max_bytes),
@@ -253,11 +265,27 @@ pub struct Admin<'a> {
     pub timeout: Duration,
 }
 
-/// Creates `topic` with `partitions` and `configs` unless it exists.
+/// What an existing topic's partition count must be, against the inputs',
+/// and what to do when it is not.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    AtLeast(&'static str),
+    Equal(&'static str),
+    /// Equal, or a warning: a topic several groups may share.
+    EqualOrWarn(&'static str),
+}
+
+const CHANGELOG_TOO_SMALL: &str = "the state of input partition p lives in changelog partition p, so it needs at least as many; the inputs grew since the group was checkpointed, and Pulse cannot move state between partitions: start the group afresh (a new --group, or [state] topic) and replay the inputs";
+const PARTIALS_MISMATCH: &str = "scale-out pairs partials partition k with input partition k, so the counts must be equal; the topic holds only partials in flight: stop every instance of the group, delete it (pulse run makes it anew), or name another with [kafka] partials_topic";
+const ERASURE_MISMATCH: &str = "an erasure request reaches the state of its partition's number, so with several instances a request may miss the instance holding its trader; give this group an erasure topic of its own with [kafka] erasure_topic";
+
+/// Creates `topic` with `partitions` and `configs` unless it exists; an
+/// existing one must have the partition count `need` says, or the start
+/// stops with what to do.
 fn create_topic(
     s: &Admin<'_>,
     topic: &str,
-    partitions: usize,
+    (partitions, need): (usize, Need),
     configs: &[(&str, &str)],
 ) -> Result<(), KafkaError> {
     let fail = |message: String| KafkaError::CreateTopic {
@@ -286,7 +314,37 @@ fn create_topic(
     for r in result {
         match r {
             Ok(_) => tracing::info!(%topic, partitions, "topic created"),
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                let md = admin
+                    .inner()
+                    .fetch_metadata(Some(topic), s.timeout)
+                    .map_err(|e| fail(e.to_string()))?;
+                let has = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map_or(0, |t| t.partitions().len());
+                let want = partitions.max(1);
+                let (ok, why) = match need {
+                    Need::AtLeast(why) => (has >= want, why),
+                    Need::Equal(why) => (has == want, why),
+                    Need::EqualOrWarn(why) => {
+                        if has > 0 && has != want {
+                            tracing::warn!(%topic, has, want, "{why}");
+                        }
+                        (true, why)
+                    }
+                };
+                // 0: the broker has not said yet; the clients will.
+                if has > 0 && !ok {
+                    return Err(KafkaError::PartitionCount {
+                        topic: topic.to_owned(),
+                        has,
+                        want,
+                        why,
+                    });
+                }
+            }
             Err((_, code)) => return Err(fail(code.to_string())),
         }
     }

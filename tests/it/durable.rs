@@ -745,6 +745,32 @@ fn prometheus_scraping_three_instances_sees_what_it_sees_with_one() {
     );
 }
 
+/// A partials topic or a changelog of the wrong size (the inputs grew since
+/// they were made, or somebody made them by hand) stops `pulse run` at
+/// start with the topic, both counts and what to do, before it reads
+/// anything.
+#[test]
+fn topics_of_the_wrong_partition_count_stop_pulse_run_at_start() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    for (name, suffix, says) in [
+        ("wrongpartials", "partials", "[kafka] partials_topic"),
+        ("wrongstate", "state", "start the group afresh"),
+    ] {
+        let s = setup(dir.path(), name, "");
+        let topic = format!("{}.{suffix}", s.group);
+        kafka_script(&["create-topic", &topic, "2"]);
+        let out = pulse().args(args(&s, "a", Some("3s"))).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: pulse run started: {err}");
+        assert!(
+            err.contains(&format!("topic {topic} has 2 partition(s) and the input 4"))
+                && err.contains(says),
+            "{name}: {err}"
+        );
+    }
+}
+
 /// `[state] dir`: a restart on the same machine reads its local cache and
 /// the changelog only after it, and outputs stay exactly the golden ones
 /// (three slices: clean stops, and a `kill -9` inside the last slice).
