@@ -197,6 +197,15 @@ pub fn run(min_events: u64, traders: u32, rounds: u32, stages: &[Stage]) -> Benc
     }
     let bare = n as f64 / bare_best;
     let pipe = n as f64 / pipe_best;
+    // A stage left out with --stages reports 0 (the text output says
+    // "not run"), never a rate from an unmeasured time.
+    let per_s = |best: f64| {
+        if best < f64::MAX {
+            n as f64 / best
+        } else {
+            0.0
+        }
+    };
     BenchReport {
         events: n,
         bytes: bytes.len() as u64,
@@ -204,22 +213,22 @@ pub fn run(min_events: u64, traders: u32, rounds: u32, stages: &[Stage]) -> Benc
         bare_decode_events_per_s: bare,
         pipeline_events_per_s: pipe,
         ratio: pipe / bare,
-        kpi_events_per_s: n as f64 / kpi_best,
-        kpi_ratio: n as f64 / kpi_best / bare,
+        kpi_events_per_s: per_s(kpi_best),
+        kpi_ratio: per_s(kpi_best) / bare,
         kpi_rows,
         pipelines,
         traders: traders_seen,
-        rules_events_per_s: n as f64 / rules_best,
-        full_events_per_s: n as f64 / full_best,
-        full_ratio: n as f64 / full_best / bare,
+        rules_events_per_s: per_s(rules_best),
+        full_events_per_s: per_s(full_best),
+        full_ratio: per_s(full_best) / bare,
         alerts,
         scored,
-        scoring_us: if scored > 0 {
+        scoring_us: if scored > 0 && rules_best < f64::MAX && full_best < f64::MAX {
             (full_best - rules_best).max(0.0) * 1e6 / scored as f64
         } else {
             0.0
         },
-        doubled_events_per_s: n as f64 / doubled_best,
+        doubled_events_per_s: per_s(doubled_best),
         doubled_cost: if doubled_best < f64::MAX && kpi_best < f64::MAX {
             doubled_best / kpi_best
         } else {

@@ -50,33 +50,51 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         r.pipelines, r.kpi_rows, r.kpi_events_per_s
     );
     println!("  ratio KPI path / bare decode       {:>12.2}", r.kpi_ratio);
+    // A stage left out with --stages measures 0: say so rather than 0.
+    let rate = |v: f64| {
+        if v > 0.0 {
+            format!("{v:>12.0} events/s")
+        } else {
+            format!("{:>12}", "not run")
+        }
+    };
     println!(
-        "  + alert rules (no model)           {:>12.0} events/s",
-        r.rules_events_per_s
+        "  + alert rules (no model)           {}",
+        rate(r.rules_events_per_s)
     );
     println!(
-        "  + churn model (full pipeline)      {:>12.0} events/s  ({} alerts)",
-        r.full_events_per_s, r.alerts
+        "  + churn model (full pipeline)      {}  ({} alerts)",
+        rate(r.full_events_per_s),
+        r.alerts
     );
     println!(
         "  ratio full pipeline / bare decode  {:>12.2}",
         r.full_ratio
     );
+    if r.scoring_us > 0.0 {
+        println!(
+            "  scoring: {} traders scored, {:.2} us each ({:.2} us per event)",
+            r.scored,
+            r.scoring_us,
+            r.scoring_us * r.scored as f64 / r.events.max(1) as f64
+        );
+    } else {
+        println!(
+            "  scoring: {} traders scored (time per scoring needs the rules and full stages)",
+            r.scored
+        );
+    }
     println!(
-        "  scoring: {} traders scored, {:.2} us each ({:.2} us per event)",
-        r.scored,
-        r.scoring_us,
-        r.scoring_us * r.scored as f64 / r.events.max(1) as f64
-    );
-    println!(
-        "  KPI path, catalogue twice ({} pipelines) {:>8.0} events/s",
+        "  KPI path, catalogue twice ({} pipelines) {}",
         2 * r.pipelines,
-        r.doubled_events_per_s
+        rate(r.doubled_events_per_s)
     );
-    println!(
-        "  cost of doubling the pipelines     {:>12.2}x",
-        r.doubled_cost
-    );
+    if r.doubled_cost > 0.0 {
+        println!(
+            "  cost of doubling the pipelines     {:>12.2}x",
+            r.doubled_cost
+        );
+    }
     let total: f64 = r.pipeline_seconds.iter().map(|(_, s)| s).sum();
     println!("  pipeline queries: {total:.3} s in the fastest engine run");
     for (name, s) in &r.pipeline_seconds {

@@ -3,7 +3,8 @@
 //!
 //! A shard's closed rows and captured `traders` snapshots go, as they
 //! close, to the partials partition of every pipeline that reads them
-//! (pipeline `i` is exported by partials partition `i % partitions`). The
+//! (pipelines that read a common table are exported by one partials
+//! partition, so each row travels once: [`ScaleOut::new`]). The
 //! instance Kafka's group protocol gives that partition merges what every
 //! shard sent and runs the pipeline's SQL once over all of it
 //! ([`super::Merge`]). The partials topic is co-partitioned with the
@@ -73,42 +74,145 @@ pub struct ScaleOut {
 
 impl ScaleOut {
     /// Routes the pipelines over `partitions` partials partitions.
+    /// Pipelines that read a common event table or the same snapshot
+    /// interval go to one partition, so a closed row or a capture travels
+    /// to one partition, not to every one whose pipelines read it: the
+    /// groups (connected by what they read) go, largest first, to the
+    /// partition with the fewest pipelines so far. Every instance derives
+    /// the same routing from the same pipelines.
     pub fn new<'a>(pipelines: impl Iterator<Item = &'a Planned>, partitions: u32) -> Self {
         let partitions = partitions.max(1);
-        let mut needs = vec![Needs::default(); partitions as usize];
-        for (i, p) in pipelines.enumerate() {
-            let n = &mut needs[i % partitions as usize];
-            n.pipelines.push(i);
-            let reads = p
-                .stage
-                .reads()
-                .chain(p.combine.iter().flat_map(|c| c.reads()));
-            for input in reads {
-                match input {
-                    Input::Event(t) if t < 6 => n.tables[t] = true,
-                    Input::Traders => {
-                        if let crate::window::WindowSpec::Snapshot { every_ms } = p.def.window
-                            && !n.captures.contains(&every_ms)
-                        {
-                            n.captures.push(every_ms);
-                        }
-                    }
-                    _ => {}
+        let reads: Vec<(usize, Needs)> = pipelines
+            .enumerate()
+            .map(|(i, p)| (i, Needs::of(i, p)))
+            .collect();
+        // Groups of pipelines connected by a common read (union-find).
+        let mut group: Vec<usize> = (0..reads.len()).collect();
+        fn root(group: &mut [usize], mut i: usize) -> usize {
+            while group[i] != i {
+                group[i] = group[group[i]];
+                i = group[i];
+            }
+            i
+        }
+        for a in 0..reads.len() {
+            for b in a + 1..reads.len() {
+                if reads[a].1.shares(&reads[b].1) {
+                    let (ra, rb) = (root(&mut group, a), root(&mut group, b));
+                    group[ra.max(rb)] = ra.min(rb);
                 }
             }
+        }
+        let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for i in 0..reads.len() {
+            let r = root(&mut group, i);
+            groups.entry(r).or_default().push(i);
+        }
+        let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+        // Largest first; ties by the first pipeline (deterministic).
+        groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+        let mut needs = vec![Needs::default(); partitions as usize];
+        for g in groups {
+            let Some(n) = needs.iter_mut().min_by_key(|n| n.pipelines.len()) else {
+                break;
+            };
+            for i in g {
+                n.merge(&reads[i].1);
+            }
+        }
+        for n in &mut needs {
+            n.pipelines.sort_unstable();
         }
         Self { partitions, needs }
     }
 
     /// The partials partition that exports pipeline `i`.
     pub fn partition_of(&self, i: usize) -> u32 {
-        (i % self.partitions as usize) as u32
+        self.needs
+            .iter()
+            .position(|n| n.pipelines.contains(&i))
+            .unwrap_or(0) as u32
+    }
+}
+
+impl Needs {
+    /// What pipeline `i` reads.
+    fn of(i: usize, p: &Planned) -> Self {
+        let mut n = Needs {
+            pipelines: vec![i],
+            ..Needs::default()
+        };
+        let reads = p
+            .stage
+            .reads()
+            .chain(p.combine.iter().flat_map(|c| c.reads()));
+        for input in reads {
+            match input {
+                Input::Event(t) if t < 6 => n.tables[t] = true,
+                Input::Traders => {
+                    if let crate::window::WindowSpec::Snapshot { every_ms } = p.def.window
+                        && !n.captures.contains(&every_ms)
+                    {
+                        n.captures.push(every_ms);
+                    }
+                }
+                _ => {}
+            }
+        }
+        n
+    }
+
+    /// Whether two read a common table or snapshot interval.
+    fn shares(&self, other: &Needs) -> bool {
+        self.tables.iter().zip(&other.tables).any(|(a, b)| *a && *b)
+            || self.captures.iter().any(|c| other.captures.contains(c))
+    }
+
+    fn merge(&mut self, other: &Needs) {
+        for (a, b) in self.tables.iter_mut().zip(&other.tables) {
+            *a |= *b;
+        }
+        for c in &other.captures {
+            if !self.captures.contains(c) {
+                self.captures.push(*c);
+            }
+        }
+        self.pipelines.extend(&other.pipelines);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The catalogue's pipelines that share a table share a partition:
+    /// every table and the daily snapshot go to one partition each.
+    #[test]
+    fn pipelines_reading_a_common_table_share_a_partition() {
+        let planned = crate::pipeline::check_pipelines(None).unwrap();
+        let s = ScaleOut::new(planned.iter(), 4);
+        let all: usize = s.needs.iter().map(|n| n.pipelines.len()).sum();
+        assert_eq!(all, planned.len(), "every pipeline once");
+        for t in 0..6 {
+            let readers = s.needs.iter().filter(|n| n.tables[t]).count();
+            assert!(readers <= 1, "table {t} goes to {readers} partitions");
+        }
+        let snapshot = s.needs.iter().filter(|n| !n.captures.is_empty()).count();
+        assert_eq!(snapshot, 1);
+        let by_name = |name: &str| {
+            let i = planned.iter().position(|p| &*p.name == name).unwrap();
+            s.partition_of(i)
+        };
+        assert_eq!(by_name("trading"), by_name("active_traders"));
+        assert_eq!(by_name("funnel"), by_name("segments"));
+        assert_eq!(by_name("ab_tests"), by_name("campaigns"));
+        // One partition: everything there, as before.
+        let one = ScaleOut::new(planned.iter(), 1);
+        assert_eq!(
+            one.needs[0].pipelines,
+            (0..planned.len()).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn a_partial_round_trips() {
