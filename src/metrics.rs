@@ -156,8 +156,10 @@ pub struct Metrics {
     sink_errors: IntCounterVec,
     sink_retries: IntCounterVec,
     erasures: IntCounterVec,
+    revoked: IntCounter,
     consumer_lag: IntGaugeVec,
     exported: IntGaugeVec,
+    scale_out: IntGauge,
     restore_seconds: Gauge,
     restore_lag: IntGauge,
     restored_bytes: IntCounter,
@@ -333,6 +335,13 @@ impl Metrics {
             "Sends retried because the sink was full or away, by sink.",
             &["sink"],
         );
+        let revoked = register(
+            &registry,
+            IntCounter::new(
+                "pulse_partitions_revoked_total",
+                "Partitions this instance gave up in rebalances (each committed on its way out).",
+            ),
+        );
         let erasures = counter(
             &registry,
             "pulse_erasures_total",
@@ -364,6 +373,13 @@ impl Metrics {
                     "1 for each pipeline whose KPI series this instance exports (scale-out: one instance of the group per pipeline), 0 for the others.",
                 ),
                 &["pipeline"],
+            ),
+        );
+        let scale_out = register(
+            &registry,
+            IntGauge::new(
+                "pulse_scale_out_partitions",
+                "Partials partitions of the scale-out merge (the inputs' partition count); 0 when the merge is off and each instance exports its own partitions' share of every KPI.",
             ),
         );
         let restore_seconds = register(
@@ -416,8 +432,10 @@ impl Metrics {
             sink_errors,
             sink_retries,
             erasures,
+            revoked,
             consumer_lag,
             exported,
+            scale_out,
             kpis: HashMap::new(),
             kpi_rows,
             kpi_dropped,
@@ -730,6 +748,10 @@ impl Metrics {
     }
 
     /// Counts an erasure request applied by one shard.
+    pub fn partitions_revoked(&self, n: usize) {
+        self.revoked.inc_by(n as u64);
+    }
+
     pub fn erasure(&self, found: bool) {
         let outcome = if found { "erased" } else { "not_held" };
         self.erasures.with_label_values(&[outcome]).inc();
@@ -742,6 +764,11 @@ impl Metrics {
 
     /// Sets the consumer lag of one partition.
     /// Which pipelines this instance exports.
+    /// Scale-out: the partials partitions, 0 when the merge is off.
+    pub fn set_scale_out(&self, partitions: u32) {
+        self.scale_out.set(i64::from(partitions));
+    }
+
     pub fn set_exported(&self, pipeline: &str, here: bool) {
         self.exported
             .with_label_values(&[pipeline])

@@ -143,17 +143,23 @@ pub fn run(mut a: Args) -> anyhow::Result<()> {
     // Refused credentials or a failed TLS handshake stop here, once, before
     // any client starts retrying them in the background.
     let topics = input_topics(&config, timeout.min(Duration::from_secs(10)))?;
+    // The producer is named like the consumer (the instance), so broker
+    // logs, metrics and quotas can tell the instances apart.
+    let mut producer_properties = config.kafka.properties.clone();
+    producer_properties
+        .entry("client.id".to_owned())
+        .or_insert_with(|| config.instance_name());
     let producer = match delivery {
         Delivery::ExactlyOnce => KafkaSink::transactional(
             &config.kafka.brokers,
-            &config.kafka.properties,
+            &producer_properties,
             Some(state.metrics.clone()),
             &config.transactional_id(),
             timeout,
         )?,
         Delivery::AtLeastOnce => KafkaSink::new(
             &config.kafka.brokers,
-            &config.kafka.properties,
+            &producer_properties,
             Some(state.metrics.clone()),
         )?,
     };

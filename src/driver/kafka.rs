@@ -1123,6 +1123,11 @@ pub fn install_hook(k: &KafkaSource, core: &Arc<Mutex<Core>>) {
     k.on_revoke(Box::new(move |revoked, group| {
         let mut g = lock(&core);
         tracing::info!(?revoked, "partitions revoked; committing them");
+        if let Some(m) = &g.sinks.metrics
+            && let Ok(m) = m.lock()
+        {
+            m.partitions_revoked(revoked.len());
+        }
         if let Err(e) = commit_with(&mut g, group.as_ref(), None, false) {
             tracing::error!(error = %e, "commit on revocation failed; the state rewinds");
             if let Some(d) = g.kafka.as_mut() {

@@ -168,6 +168,11 @@ impl Engine {
     pub fn enable_scale_out(&mut self, partitions: u32) {
         let pipelines = self.kpis.pipelines.iter().map(|p| &p.p);
         self.scale_out = Some(ScaleOut::new(pipelines, partitions));
+        if let Some(m) = &self.metrics
+            && let Ok(m) = m.lock()
+        {
+            m.set_scale_out(partitions.max(1));
+        }
     }
 
     /// The merge of partials partition `k`, made when missing (its

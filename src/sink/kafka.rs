@@ -99,6 +99,13 @@ impl SinkError {
             } => e.is_retriable(),
             // Undelivered messages stay queued: flushing again may finish.
             SinkError::Flush(_) => true,
+            // A commit flushes first: when the messages have not all gone
+            // out in time (a slow or throttled broker), they are still
+            // queued, and committing again goes on where it stopped.
+            SinkError::Transaction {
+                source: KafkaError::Flush(_),
+                ..
+            } => true,
             _ => false,
         }
     }

@@ -561,20 +561,29 @@ fn assert_one_exporter(rs: &[(&str, &Running)]) {
             views.push(get(r, "/api/kpis")["exports"]["by_pipeline"].clone());
         }
         let want = serde_json::to_value(&owner).unwrap();
-        let exported: f64 = rs
+        let metrics: Vec<String> = rs
             .iter()
-            .map(|(_, r)| metric_sum(&http_get(&r.addr, "/metrics").1, "pulse_pipeline_exported"))
+            .map(|(_, r)| http_get(&r.addr, "/metrics").1)
+            .collect();
+        let exported: f64 = metrics
+            .iter()
+            .map(|m| metric_sum(m, "pulse_pipeline_exported"))
             .sum();
+        // Every instance says the merge is on, over the inputs' 4 partitions.
+        let merging = metrics
+            .iter()
+            .all(|m| metric_sum(m, "pulse_scale_out_partitions") == 4.0);
         if !twice
             && owner.len() == pipelines
             && views.iter().all(|v| *v == want)
             && exported == pipelines as f64
+            && merging
         {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "exports: twice {twice}, owners {owner:?}, views {views:?}, exported {exported}"
+            "exports: twice {twice}, owners {owner:?}, views {views:?}, exported {exported}, merge on everywhere {merging}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
