@@ -174,3 +174,29 @@ pub fn require_program(name: &str, package: &str) -> PathBuf {
         panic!("`{name}` is needed by this test: run scripts/install-test-deps (Debian package {package})")
     })
 }
+
+/// Opens `http://ADDR/` in headless Chromium with `scripts/page-check`
+/// (its environment settings in `env`), keeps the screenshot at `shot`,
+/// and fails with the check's report unless the page passed; returns the
+/// report.
+pub fn page_check(addr: &str, shot: &str, env: &[(&str, &str)]) -> String {
+    require_program("chromium", "chromium");
+    require_program("node", "nodejs");
+    let out = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/page-check/check.mjs"
+        ))
+        .arg(format!("http://{addr}/"))
+        .arg(shot)
+        .envs(env.iter().copied())
+        .output()
+        .expect("node runs the page check");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "page check of http://{addr}/ failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{http_get, require_program, spawn_serving};
+use crate::common::{http_get, page_check, require_program, spawn_serving};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -32,8 +32,6 @@ fn every_dashboard_expression_returns_series_in_prometheus() {
 /// KPI tiles fill and change; the screenshot is kept.
 #[test]
 fn live_page_renders_and_updates_in_chromium() {
-    require_program("chromium", "chromium");
-    require_program("node", "nodejs");
     let demo = spawn_serving(&["demo", "--for", "120s", "--rate", "20000"]);
     let (status, page) = http_get(&demo.addr, "/");
     assert_eq!(status, 200);
@@ -42,18 +40,7 @@ fn live_page_renders_and_updates_in_chromium() {
         "self-contained page"
     );
     let shot = concat!(env!("CARGO_TARGET_TMPDIR"), "/live-page.png");
-    let out = Command::new("node")
-        .arg(format!("{ROOT}/scripts/page-check/check.mjs"))
-        .arg(format!("http://{}/", demo.addr))
-        .arg(shot)
-        .output()
-        .expect("node runs the page check");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "page check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = page_check(&demo.addr, shot, &[]);
     assert!(
         std::fs::metadata(shot).is_ok_and(|m| m.len() > 10_000),
         "screenshot saved at {shot}"

@@ -15,7 +15,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use veloc_pulse::sink::client_config;
 
-use crate::common::{Running, http_get, metric_sum, pulse, pulse_ok, require_program, scratch};
+use crate::common::{
+    Running, http_get, metric_sum, page_check, pulse, pulse_ok, require_program, scratch,
+};
 use crate::kafka::{
     ROOT, SERIAL, broker, kafka_script, lines, produce, spawn_run, topic, wait_exit,
 };
@@ -735,22 +737,13 @@ fn prometheus_scraping_three_instances_sees_what_it_sees_with_one() {
     // The live page of one of the three says what it exports, and its
     // tiles of pipelines exported elsewhere name the instance (headless
     // Chromium; the screenshot is kept).
-    require_program("chromium", "chromium");
-    require_program("node", "nodejs");
-    let shot = concat!(env!("CARGO_TARGET_TMPDIR"), "/live-page-scale-out.png");
-    let page = Command::new("node")
-        .arg(format!("{ROOT}/scripts/page-check/check.mjs"))
-        .arg(format!("http://{}/", a.addr))
-        .arg(shot)
-        .env("PAGE_CHECK_MIN_CHANGED", "0")
-        .env("PAGE_CHECK_EXPECT", "scale-out: instance a exports")
-        .output()
-        .expect("node runs the page check");
-    assert!(
-        page.status.success(),
-        "page check of a scaled-out instance failed:\n{}\n{}",
-        String::from_utf8_lossy(&page.stdout),
-        String::from_utf8_lossy(&page.stderr)
+    page_check(
+        &a.addr,
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/live-page-scale-out.png"),
+        &[
+            ("PAGE_CHECK_MIN_CHANGED", "0"),
+            ("PAGE_CHECK_EXPECT", "scale-out: instance a exports"),
+        ],
     );
 }
 

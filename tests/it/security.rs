@@ -39,6 +39,18 @@ fn secure() -> Secure {
     }
 }
 
+/// A golden case whose `pulse run` talks SASL_SSL to the secure listener.
+fn secure_case(name: &str) -> (Case, Secure) {
+    let mut sec = None;
+    let c = case(name, |_| {
+        let x = secure();
+        let p = properties(&x.user, &x.ca);
+        sec = Some(x);
+        p
+    });
+    (c, sec.unwrap())
+}
+
 /// The `[kafka.properties]` of a client of the secure listener; the
 /// password comes from PULSE_KAFKA_PASSWORD.
 fn properties(user: &str, ca: &str) -> String {
@@ -95,16 +107,10 @@ fn with_brokers(mut a: Vec<String>, brokers: &str) -> Vec<String> {
 /// topics equal the golden replay.
 #[test]
 fn sasl_ssl_through_a_rebalance_and_a_kill_9_gives_exactly_the_replay() {
-    let mut sec = None;
+    let (c, sec) = secure_case("saslkill");
     let Case {
         s, g, bytes, dir, ..
-    } = &case("saslkill", |_| {
-        let x = secure();
-        let p = properties(&x.user, &x.ca);
-        sec = Some(x);
-        p
-    });
-    let sec = sec.unwrap();
+    } = &c;
     let start = |name: &str, log: &str, idle: Option<&str>| {
         let run = with_brokers(args(s, name, idle), &sec.bootstrap);
         let (mut child, out) = spawn(&run, &sec.password, &dir.path().join(log));
@@ -136,16 +142,10 @@ fn sasl_ssl_through_a_rebalance_and_a_kill_9_gives_exactly_the_replay() {
 
 #[test]
 fn sasl_ssl_gives_exactly_the_replay_and_shows_no_secret() {
-    let mut sec = None;
+    let (c, sec) = secure_case("sasl");
     let Case {
         s, g, bytes, dir, ..
-    } = &case("sasl", |_| {
-        let x = secure();
-        let p = properties(&x.user, &x.ca);
-        sec = Some(x);
-        p
-    });
-    let sec = sec.unwrap();
+    } = &c;
     // Produced over the plain listener: what goes through SASL_SSL is
     // pulse run's consumer, its transactions, changelog and outputs.
     let events = lines(bytes);
