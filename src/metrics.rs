@@ -59,8 +59,9 @@ struct KpiFamily {
     /// `series` and in [`KpiSample::labels`]).
     labels: Vec<String>,
     series: HashSet<Vec<String>>,
-    /// Exact counter totals by (value index, label values).
-    exact: HashMap<(usize, Vec<String>), i128>,
+    /// Exact counter totals by label values, one per value (in the order
+    /// of `values`; gauges stay 0).
+    exact: HashMap<Vec<String>, Vec<i128>>,
 }
 
 impl KpiFamily {
@@ -69,7 +70,14 @@ impl KpiFamily {
         let KpiMetric::Counter(c) = &self.values[i] else {
             return;
         };
-        let total = self.exact.entry((i, labels.to_vec())).or_default();
+        // Looked up by the borrowed labels: no copy once the series exists.
+        if !self.exact.contains_key(labels) {
+            self.exact
+                .insert(labels.to_vec(), vec![0; self.values.len()]);
+        }
+        let Some(total) = self.exact.get_mut(labels).and_then(|t| t.get_mut(i)) else {
+            return;
+        };
         *total += units;
         let values: Vec<&str> = labels.iter().map(String::as_str).collect();
         if let Ok(c) = c.get_metric_with_label_values(&values) {
@@ -617,7 +625,7 @@ impl Metrics {
                     .map(|l| by_name.get(l.as_str()).copied().unwrap_or("").to_owned())
                     .collect();
                 let (value, exact) = if counter {
-                    let exact = family.exact.get(&(i, labels.clone())).copied();
+                    let exact = family.exact.get(&labels).and_then(|t| t.get(i)).copied();
                     (m.get_counter().get_value(), exact)
                 } else {
                     (m.get_gauge().get_value(), None)
