@@ -9,8 +9,9 @@ use anyhow::Context;
 use super::{duration_arg, instant_arg, progress};
 use veloc_pulse::event::time::{DAY_MS, format_rfc3339_ms};
 use veloc_pulse::model::{
-    Bands, EvalConfig, ExportConfig, History, MAX_CHANNELS, Model, Population, Report, TrainConfig,
-    evaluate, feature_table, model_card, train, write_ipc, write_report, write_scores,
+    Bands, EvalConfig, ExportConfig, ExportFormat, History, MAX_CHANNELS, Model, Population,
+    Report, TrainConfig, evaluate, feature_table, model_card, train, write_report, write_scores,
+    write_table,
 };
 
 /// `pulse train`.
@@ -260,20 +261,21 @@ pub struct FeaturesArgs {
     /// Model artifact: its feature order and a `churn_score` column.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Output file: Arrow IPC (Feather v2), `.arrow` or `.feather`.
+    /// Output file: `.parquet` (Parquet, snappy) or `.arrow` / `.feather`
+    /// (Arrow IPC, Feather v2).
     #[arg(long)]
     out: PathBuf,
 }
 
 pub fn run_features(a: FeaturesArgs) -> anyhow::Result<()> {
-    let ext = a.out.extension().and_then(|e| e.to_str()).unwrap_or("");
-    anyhow::ensure!(
-        ["arrow", "feather", "ipc"].contains(&ext),
-        "--out {}: write an Arrow IPC file (.arrow or .feather; pandas.read_feather, \
-         polars.read_ipc, pyarrow.feather); Parquet is not built into pulse (it would \
-         turn on DataFusion's parquet feature and rebuild it)",
-        a.out.display()
-    );
+    let Some(format) = ExportFormat::for_path(&a.out) else {
+        anyhow::bail!(
+            "--out {}: name the file {} (pandas.read_parquet / read_feather, \
+             polars.read_parquet / read_ipc, pyarrow)",
+            a.out.display(),
+            ExportFormat::ACCEPTED
+        );
+    };
     let model = a.model.as_deref().map(Model::load).transpose()?;
     let history = load_history(&a.events)?;
     let population = if a.everyone {
@@ -300,7 +302,7 @@ pub fn run_features(a: FeaturesArgs) -> anyhow::Result<()> {
     );
     bar.finish_and_clear();
     let table = table?;
-    write_ipc(&table, &a.out)?;
+    write_table(&table, &a.out, format)?;
     eprintln!(
         "{}: {} traders x {} columns at {}",
         a.out.display(),

@@ -1,7 +1,7 @@
 //! `pulse features`: the exact feature vectors the trainer and the scorer
 //! compute (one code path, `snapshots`), with the churn label and, given a
-//! model, its score, as an Arrow IPC file (Feather v2) that pandas
-//! (`read_feather`), polars (`read_ipc`) and pyarrow open directly.
+//! model, its score, as a Parquet file (snappy) or an Arrow IPC file
+//! (Feather v2) that pandas, polars and pyarrow open directly.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +12,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
 
 use super::artifact::Model;
 use super::dataset::{History, Population, snapshots};
@@ -34,6 +38,8 @@ pub enum ExportError {
     Model(#[from] super::ModelError),
     #[error("cannot build the feature table: {0}")]
     Arrow(#[from] ArrowError),
+    #[error("cannot write {path} as Parquet: {source}")]
+    Parquet { path: String, source: ParquetError },
     #[error("cannot write {path}: {source}")]
     Io {
         path: String,
@@ -116,15 +122,58 @@ pub fn feature_table(
     )?)
 }
 
-/// Writes `batch` to `path` as an Arrow IPC file.
-pub fn write_ipc(batch: &RecordBatch, path: &Path) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io {
+/// The file formats `pulse features` writes, chosen by the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `.parquet`: snappy-compressed, one row group.
+    Parquet,
+    /// `.arrow`, `.feather`, `.ipc`: Arrow IPC file (Feather v2).
+    Ipc,
+}
+
+impl ExportFormat {
+    /// What `--out` accepts, for error messages.
+    pub const ACCEPTED: &str =
+        ".parquet (Parquet), .arrow, .feather or .ipc (Arrow IPC / Feather v2)";
+
+    pub fn for_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()? {
+            "parquet" => Some(Self::Parquet),
+            "arrow" | "feather" | "ipc" => Some(Self::Ipc),
+            _ => None,
+        }
+    }
+}
+
+/// Writes `batch` to `path` in `format`.
+pub fn write_table(
+    batch: &RecordBatch,
+    path: &Path,
+    format: ExportFormat,
+) -> Result<(), ExportError> {
+    let file = std::fs::File::create(path).map_err(|source| ExportError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut w = FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())?;
-    w.write(batch)?;
-    w.finish()?;
+    })?;
+    let out = std::io::BufWriter::new(file);
+    match format {
+        ExportFormat::Ipc => {
+            let mut w = FileWriter::try_new(out, &batch.schema())?;
+            w.write(batch)?;
+            w.finish()?;
+        }
+        ExportFormat::Parquet => {
+            let parquet = |source| ExportError::Parquet {
+                path: path.display().to_string(),
+                source,
+            };
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build();
+            let mut w = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(parquet)?;
+            w.write(batch).map_err(parquet)?;
+            w.close().map_err(parquet)?;
+        }
+    }
     Ok(())
 }

@@ -24,7 +24,7 @@ pub use card::model_card;
 pub use curves::{Curves, Importance};
 pub use dataset::{History, Population, Snapshot, is_activity, snapshots};
 pub use evaluate::{EvalConfig, Report, ScorerCurves, evaluate, model_scores, space_for};
-pub use export::{ExportConfig, ExportError, feature_table, write_ipc};
+pub use export::{ExportConfig, ExportError, ExportFormat, feature_table, write_table};
 pub use forest::ForestParams;
 pub use logistic::{Calibration, Logistic};
 pub use metrics::{pr_auc, roc_auc};

@@ -456,7 +456,7 @@ fn the_evaluation_report_draws_every_chart_in_chromium() {
 }
 
 /// `pulse features` writes the vectors the scorer computes: read back with
-/// pyarrow, the file has a row per trader `pulse score` scores, the
+/// pyarrow (Parquet, and Arrow IPC for the labelled one), the file has a row per trader `pulse score` scores, the
 /// model's features in its order, and the same scores; with a horizon the
 /// labels are there and the population is the trainer's.
 #[test]
@@ -465,7 +465,7 @@ fn the_feature_export_reads_back_in_pyarrow_as_pulse_score_sees_it() {
     let (events, model) = small_model(dir.path());
     let (events, model) = (events.as_str(), model.as_str());
     let (all, labelled, scores) = (
-        dir.path().join("all.arrow"),
+        dir.path().join("all.parquet"),
         dir.path().join("labelled.feather"),
         dir.path().join("scores.csv"),
     );
@@ -505,25 +505,23 @@ fn the_feature_export_reads_back_in_pyarrow_as_pulse_score_sees_it() {
         scores.to_str().unwrap(),
     ]);
     let refused = pulse()
-        .args([
-            "features",
-            "--events",
-            events,
-            "--at",
-            at,
-            "--out",
-            "x.parquet",
-        ])
+        .args(["features", "--events", events, "--at", at, "--out", "x.csv"])
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains(".arrow"));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("x.csv") && said.contains(".parquet") && said.contains(".arrow"),
+        "{said}"
+    );
 
     let check = r#"
 import csv, json, sys
-import pyarrow.feather as feather
+import pyarrow.feather as feather, pyarrow.parquet as pq
 all_, labelled, scores, model = sys.argv[1:5]
-t = feather.read_table(all_).to_pydict()
+meta = pq.ParquetFile(all_).metadata
+assert meta.row_group(0).column(0).compression == "SNAPPY", meta.row_group(0).column(0).compression
+t = pq.read_table(all_).to_pydict()
 rows = {r["trader_id"]: r for r in csv.DictReader(open(scores))}
 names = [f["name"] for f in json.load(open(model))["features"]]
 cols = list(t.keys())
