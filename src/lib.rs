@@ -34,10 +34,12 @@
 //!   streaks) and the feature vector the churn model reads offline and
 //!   online; segments; the `traders` snapshot table.
 //! - [`model`]: the churn model: offline examples from history, linfa
-//!   training, evaluation against baselines, the artifact, scoring.
+//!   training, evaluation against baselines, the artifact, scoring, the
+//!   feature export (Parquet or Arrow IPC).
 //! - [`alert`]: risk alerts: per-trader rules (churn risk, inactivity,
 //!   activation, deposit recovery, VIP drop, security, AML), KPI drops,
-//!   online churn scoring on event time, the alert sinks.
+//!   online churn scoring on event time, the alert sinks, and the alert
+//!   JSON Schema checked in-process.
 //! - [`metrics`]: the Prometheus registry and the product's metric names.
 //! - [`http`]: axum routes: `/metrics`, `/healthz`, `/readyz`, `/api/*`, the
 //!   live page; the optional bearer token.

@@ -10,6 +10,7 @@ mod replay;
 mod risk;
 mod run;
 mod simulate;
+mod validate_alerts;
 
 use clap::{Parser, Subcommand};
 
@@ -54,8 +55,10 @@ enum Command {
     Evaluate(model::EvaluateArgs),
     /// Score every trader seen up to a time, as CSV.
     Score(model::ScoreArgs),
-    /// Export the feature vectors (and labels, scores) at a time, as Arrow IPC.
+    /// Export the feature vectors (and labels, scores) at a time, as Parquet or Arrow IPC.
     Features(model::FeaturesArgs),
+    /// Check JSONL files of alerts against the alert schema, every problem at once.
+    ValidateAlerts(validate_alerts::Args),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -72,6 +75,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(a) => model::run_evaluate(a),
         Command::Score(a) => model::run_score(a),
         Command::Features(a) => model::run_features(a),
+        Command::ValidateAlerts(a) => validate_alerts::run(a),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use veloc_pulse::alert::{Alert, AlertKind, AlertRules};
+use veloc_pulse::alert::{Alert, AlertKind, AlertRules, AlertSchema, LineCheck};
 use veloc_pulse::engine::{Engine, EngineConfig};
 use veloc_pulse::event::time::{DAY_MS, HOUR_MS, MINUTE_MS, format_rfc3339_ms};
 use veloc_pulse::features::NUMERIC;
@@ -143,31 +143,43 @@ fn chrono_now() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Checks alerts with `scripts/validate-alerts` (Python jsonschema).
+/// Checks alerts against `schemas/alert.schema.json` in-process (the
+/// `jsonschema` crate, as `pulse validate-alerts` does).
 pub fn validate(alerts: &[Alert]) {
-    let dir = scratch();
-    let path = dir.path().join("alerts.jsonl");
-    let text: String = alerts
+    let schema = AlertSchema::bundled().expect("the bundled schema compiles");
+    let broken: Vec<String> = alerts
         .iter()
-        .map(|a| serde_json::to_string(a).unwrap() + "\n")
+        .flat_map(|a| {
+            let value = serde_json::to_value(a).unwrap();
+            schema
+                .check(&value)
+                .into_iter()
+                .map(move |v| format!("{}: {} at {}", a.alert_id, v.message, v.path))
+        })
         .collect();
-    std::fs::write(&path, text).unwrap();
-    validate_file(&path);
+    assert!(
+        broken.is_empty(),
+        "alerts do not match schemas/alert.schema.json:\n{}",
+        broken.join("\n")
+    );
 }
 
+/// Checks a JSONL file of alerts, every line, against the schema.
 pub fn validate_file(path: &std::path::Path) {
-    let out = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/validate-alerts"
-    ))
-    .arg(path)
-    .output()
-    .expect("python3 runs scripts/validate-alerts");
+    let schema = AlertSchema::bundled().expect("the bundled schema compiles");
+    let file = std::fs::File::open(path).expect("the alerts file opens");
+    let checks = schema
+        .check_lines(std::io::BufReader::new(file))
+        .expect("the alerts file reads");
+    let broken: Vec<String> = checks
+        .iter()
+        .filter(|(_, c)| *c != LineCheck::Alert(Vec::new()))
+        .map(|(line, c)| format!("{}:{line}: {c:?}", path.display()))
+        .collect();
     assert!(
-        out.status.success(),
-        "alerts do not match schemas/alert.schema.json:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        broken.is_empty(),
+        "alerts do not match schemas/alert.schema.json:\n{}",
+        broken.join("\n")
     );
 }
 
@@ -611,6 +623,69 @@ fn replay_alerts_match_the_schema_and_repeat_with_the_same_ids() {
             .unwrap()
             > 0.0
     );
+}
+
+/// `pulse validate-alerts` (what `scripts/validate-alerts` runs): a file
+/// of valid alerts passes; a broken line is reported with its file, line,
+/// message and path, a line that is not JSON as such, and the exit status
+/// tells them apart from an unreadable file.
+#[test]
+fn pulse_validate_alerts_reports_each_problem_with_its_line() {
+    let dir = scratch();
+    let mut s = Script::new();
+    for (i, t) in ["t1", "t1", "t1", "t1", "t1", "t2"].iter().enumerate() {
+        s.login(t, T0 + i as i64 * MINUTE_MS, false, "d9", "RU");
+    }
+    let alerts = alerts_of(&s, None);
+    assert!(!alerts.is_empty());
+    let good = dir.path().join("good.jsonl");
+    let text: String = alerts
+        .iter()
+        .map(|a| serde_json::to_string(a).unwrap() + "\n")
+        .collect();
+    std::fs::write(&good, &text).unwrap();
+    let ok = crate::common::pulse_ok(&["validate-alerts", good.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        said.contains(&format!(
+            "validated {} alerts in 1 files, 0 errors",
+            alerts.len()
+        )),
+        "{said}"
+    );
+
+    let mut broken = serde_json::to_value(&alerts[0]).unwrap();
+    broken["severity"] = json!("panic");
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!("{}\n\n{broken}\nnot json\n", text.lines().next().unwrap()),
+    )
+    .unwrap();
+    let out = crate::common::pulse()
+        .args([
+            "validate-alerts",
+            bad.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let bad_name = bad.display().to_string();
+    assert!(
+        said.contains(&format!("{bad_name}:3: ")) && said.contains("at $.severity"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{bad_name}:4: not JSON")), "{said}");
+    assert!(said.contains(", 2 errors"), "{said}");
+
+    let missing = crate::common::pulse()
+        .args(["validate-alerts", "/nonexistent/alerts.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/alerts.jsonl"));
 }
 
 #[test]
