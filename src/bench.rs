@@ -99,11 +99,33 @@ pub struct BenchReport {
     /// Seconds each pipeline's queries took in the fastest measured engine
     /// run, most expensive first.
     pub pipeline_seconds: Vec<(String, f64)>,
+    /// The `flood` stage: distinct new traders pushed through the full
+    /// pipeline (0: not run).
+    pub flood_traders: u64,
+    /// Resident memory the flood added, per trader tracked.
+    pub flood_bytes_per_trader: f64,
+    /// The engine's own accounting of that state, bytes per trader by
+    /// component: names, trader state, alert and scorer state, windows and
+    /// pipelines, de-duplication and release buffers.
+    pub flood_accounted: Vec<(String, f64)>,
 }
 
 /// Simulates at least `min_events` events, then measures the bare decode and
 /// the ingest pipeline over the same bytes (best of `rounds`).
-pub fn run(min_events: u64, traders: u32, rounds: u32, stages: &[Stage]) -> BenchReport {
+pub fn run(
+    min_events: u64,
+    traders: u32,
+    rounds: u32,
+    stages: &[Stage],
+    flood_traders: u32,
+) -> BenchReport {
+    // First, while nothing else has touched the heap: freed memory of the
+    // other stages would be reused by the flood without showing in RSS.
+    let flood = if stages.contains(&Stage::Flood) {
+        self::flood(flood_traders)
+    } else {
+        Flood::default()
+    };
     // Enough days to produce the requested events.
     let mut config = SimConfig {
         traders,
@@ -207,6 +229,9 @@ pub fn run(min_events: u64, traders: u32, rounds: u32, stages: &[Stage]) -> Benc
         }
     };
     BenchReport {
+        flood_traders: flood.traders,
+        flood_bytes_per_trader: flood.bytes_per_trader,
+        flood_accounted: flood.accounted,
         events: n,
         bytes: bytes.len() as u64,
         simulate_events_per_s: n as f64 / simulate_s,
@@ -250,26 +275,19 @@ pub enum Stage {
     /// The KPI path with every catalogue pipeline twice (26 pipelines):
     /// what doubling the number of pipelines costs.
     Doubled,
+    /// State per tracked trader: a flood of distinct new traders (a signup
+    /// and a login each, over 30 days) through the full pipeline, resident
+    /// memory before and after.
+    Flood,
 }
 
-struct EngineRun {
-    seconds: f64,
-    rows: u64,
-    pipelines: usize,
-    alerts: u64,
-    scored: u64,
-    spent: Vec<(String, f64)>,
-}
-
+/// The engine a stage measures: the catalogue (twice for `doubled`), the
+/// default rules unless `kpi`/`doubled`, the bundled model for `full`/`flood`.
 #[expect(
     clippy::expect_used,
     reason = "the built-in catalogue and default rules, which every test plans and resolves"
 )]
-fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
-    #[expect(
-        clippy::expect_used,
-        reason = "the built-in catalogue and default rules, which every test plans and resolves"
-    )]
+fn full_engine(stage: Stage) -> Engine {
     let mut planned = check_pipelines(None).expect("the built-in catalogue plans");
     if stage == Stage::Doubled {
         for mut p in check_pipelines(None).expect("the built-in catalogue plans") {
@@ -281,18 +299,101 @@ fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
         .expect("the built-in catalogue plans");
     let section = match stage {
         Stage::Kpi | Stage::Doubled => AlertsSection::disabled(),
-        Stage::Rules | Stage::Full => AlertsSection::default(),
+        Stage::Rules | Stage::Full | Stage::Flood => AlertsSection::default(),
     };
     engine
         .risk
         .set_rules(section.resolve().expect("valid rules"));
-    if stage == Stage::Full {
+    if matches!(stage, Stage::Full | Stage::Flood) {
         engine.risk.use_model(
             Arc::new(Model::bundled()),
             &mut engine.ingest.decoder.symbols,
             false,
         );
     }
+    engine
+}
+
+/// What the flood stage measured.
+#[derive(Debug, Default)]
+struct Flood {
+    traders: u64,
+    bytes_per_trader: f64,
+    accounted: Vec<(String, f64)>,
+}
+
+/// Resident memory now (Linux: `VmRSS` of /proc/self/status), bytes.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `traders` distinct new ids, each a signup and a login a minute later,
+/// spread evenly over 30 days of event time, through the engine of the
+/// full stage (catalogue, default rules, bundled model).
+fn flood(traders: u32) -> Flood {
+    use std::io::Write;
+    let start = 1_767_225_600_000i64; // 2026-01-01T00:00:00Z
+    let step = (30 * crate::event::time::DAY_MS) / i64::from(traders.max(1));
+    let mut text = Vec::with_capacity(traders as usize * 260);
+    for i in 0..traders {
+        let ts = start + i64::from(i) * step;
+        // Writes into a Vec cannot fail.
+        let _ = writeln!(
+            text,
+            r#"{{"event_id":"flood-{i}-s","type":"signup","trader_id":"flood-{i}","ts":{ts},"channel":"organic","country":"BR"}}"#
+        );
+        let _ = writeln!(
+            text,
+            r#"{{"event_id":"flood-{i}-l","type":"login","trader_id":"flood-{i}","ts":{},"success":true,"device_id":"dev-{i}","country":"BR","platform":"web"}}"#,
+            ts + 60_000
+        );
+    }
+    let lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut engine = full_engine(Stage::Full);
+    let before = rss_bytes().unwrap_or(0);
+    for (i, l) in lines.iter().enumerate() {
+        engine.process(l, 0, i as i64, i64::MAX / 2, None);
+        if i % 4096 == 4095 {
+            engine.advance();
+            drop(engine.take_emitted());
+        }
+    }
+    engine.advance();
+    drop(engine.take_emitted());
+    let after = rss_bytes().unwrap_or(0);
+    let tracked = engine.ingest.decoder.traders.len() as u64;
+    let per = |b: usize| b as f64 / tracked.max(1) as f64;
+    let shards: usize = engine.shards.iter().flatten().map(|s| s.heap_bytes()).sum();
+    Flood {
+        traders: tracked,
+        bytes_per_trader: per(after.saturating_sub(before) as usize),
+        accounted: vec![
+            ("names".into(), per(engine.ingest.state_bytes())),
+            ("traders".into(), per(engine.traders.heap_bytes())),
+            ("alerts and scorer".into(), per(engine.risk.heap_bytes())),
+            ("windows and pipelines".into(), per(engine.kpis.bytes())),
+            ("dedup and release".into(), per(shards)),
+        ],
+    }
+}
+
+struct EngineRun {
+    seconds: f64,
+    rows: u64,
+    pipelines: usize,
+    alerts: u64,
+    scored: u64,
+    spent: Vec<(String, f64)>,
+}
+
+fn run_engine(lines: &[&[u8]], stage: Stage, now: i64) -> EngineRun {
+    let mut engine = full_engine(stage);
     let t = Instant::now();
     let mut valid = 0u64;
     let (mut rows, mut alerts) = (0u64, 0u64);

@@ -13,15 +13,18 @@ pub struct Args {
     rounds: u32,
     /// Engine stages to measure (comma-separated); the others report 0.
     /// One stage alone is what `perf record` should see.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["kpi", "rules", "full", "doubled"])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["kpi", "rules", "full", "doubled", "flood"])]
     stages: Vec<veloc_pulse::bench::Stage>,
+    /// Distinct new traders of the `flood` stage (state per tracked trader).
+    #[arg(long, default_value_t = 1_000_000)]
+    flood_traders: u32,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let r = veloc_pulse::bench::run(a.events, a.traders, a.rounds, &a.stages);
+    let r = veloc_pulse::bench::run(a.events, a.traders, a.rounds, &a.stages, a.flood_traders);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -94,6 +97,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "  cost of doubling the pipelines     {:>12.2}x",
             r.doubled_cost
         );
+    }
+    if r.flood_traders > 0 {
+        println!(
+            "  state per tracked trader ({} new traders, full pipeline) {:>8.0} bytes",
+            r.flood_traders, r.flood_bytes_per_trader
+        );
+        let parts: Vec<String> = r
+            .flood_accounted
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.0}"))
+            .collect();
+        println!("    accounted by the engine: {}", parts.join(", "));
+    } else {
+        println!("  state per tracked trader           {:>12}", "not run");
     }
     let total: f64 = r.pipeline_seconds.iter().map(|(_, s)| s).sum();
     println!("  pipeline queries: {total:.3} s in the fastest engine run");

@@ -154,9 +154,14 @@ fn bench_reports_both_rates_and_their_ratio() {
         "3000",
         "--rounds",
         "1",
+        "--flood-traders",
+        "20000",
         "--json",
     ]);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    // Every distinct new id of the flood is tracked, and it costs memory.
+    assert_eq!(r["flood_traders"], 20_000);
+    assert!(r["flood_bytes_per_trader"].as_f64().unwrap() > 0.0, "{r}");
     assert!(r["events"].as_u64().unwrap() >= 300_000);
     for k in [
         "simulate_events_per_s",
