@@ -343,10 +343,7 @@ impl KafkaSource {
         let (consumer, flag) = (&self.consumer, &*self.keeping_alive);
         let done = (Mutex::new(false), Condvar::new());
         let unread: Mutex<BTreeMap<TopicPartition, i64>> = Mutex::new(BTreeMap::new());
-        // What the keep-alive paused: resumed as such afterwards, whatever
-        // the assignment is by then (librdkafka keeps a partition's pause
-        // across a revocation and a new assignment).
-        let paused: Mutex<Option<TopicPartitionList>> = Mutex::new(None);
+        let paused = AtomicBool::new(false);
         let r = std::thread::scope(|s| {
             s.spawn(|| {
                 let Ok(g) = done.0.lock() else { return };
@@ -362,9 +359,7 @@ impl KafkaSource {
                     tracing::warn!(error = %e, "cannot pause the consumer while a commit waits");
                     return;
                 }
-                if let Ok(mut p) = paused.lock() {
-                    *p = Some(list);
-                }
+                paused.store(true, Ordering::Relaxed);
                 flag.store(true, Ordering::Relaxed);
                 tracing::info!(
                     "a commit is waiting for the broker: consumer paused and polled to keep the group membership"
@@ -388,8 +383,11 @@ impl KafkaSource {
             done.1.notify_all();
             r
         });
-        if let Some(list) = paused.into_inner().ok().flatten() {
-            if let Err(e) = self.consumer.resume(&list) {
+        if paused.load(Ordering::Relaxed) {
+            // Partitions assigned meanwhile were never paused (resuming them
+            // is harmless); those revoked are no longer ours to resume.
+            let now = self.consumer.assignment().unwrap_or_default();
+            if let Err(e) = self.consumer.resume(&now) {
                 tracing::warn!(error = %e, "cannot resume the consumer after a commit wait");
             }
             for (key, offset) in unread.into_inner().unwrap_or_default() {
