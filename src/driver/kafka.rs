@@ -854,11 +854,9 @@ pub fn maybe_commit(k: &KafkaSource, core: &mut Core) -> Result<(), KafkaError> 
     if due { commit(k, core, false) } else { Ok(()) }
 }
 
-/// Commits now: the checkpoint, the outputs and the offsets. A commit that
-/// waits for a slow or absent broker keeps the consumer polled, paused
-/// (see [`KafkaSource::while_waiting`]).
+/// Commits now: the checkpoint, the outputs and the offsets.
 pub fn commit(k: &KafkaSource, core: &mut Core, last: bool) -> Result<(), KafkaError> {
-    k.while_waiting(|| commit_with(core, k.group_metadata().as_ref(), Some(k), last))
+    commit_with(core, k.group_metadata().as_ref(), Some(k), last)
 }
 
 /// The commit itself; `k` is absent inside the revocation callback.
