@@ -108,6 +108,9 @@ fn duration(text: &str, fallback_ms: i64) -> Duration {
 
 pub fn run(mut a: Args) -> anyhow::Result<()> {
     let config = load_config(&mut a)?;
+    // Every line this instance logs (from this thread, the driver's) names
+    // it: the instances of a group usually log to one place.
+    let _instance = tracing::info_span!("pulse", instance = %config.instance_name()).entered();
     let engine_config = EngineConfig {
         ingest: config.ingest_config(),
         windows: config.window_config(),

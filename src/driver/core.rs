@@ -48,6 +48,13 @@ impl Core {
     /// Processes one message; a refused or late one goes to its sink.
     #[inline]
     pub fn handle(&mut self, m: &Message) {
+        // A message of a partition revoked meanwhile (fetched before the
+        // revocation) belongs to its next owner.
+        if let Some(d) = &self.kafka
+            && d.names.get(m.input).is_none_or(Option::is_none)
+        {
+            return;
+        }
         if let Some(len) = m.too_long {
             let stats = &mut self.engine.ingest.stats;
             stats.read += 1;
@@ -66,7 +73,7 @@ impl Core {
             .engine
             .process(m.bytes, m.input, m.offset, now, m.fallback_type)
         {
-            Processed::Valid | Processed::Duplicate => {}
+            Processed::Valid | Processed::Duplicate | Processed::Seen => {}
             Processed::Invalid(invalid) => self.sinks.dead_letter(m, &invalid),
             Processed::Late { ts, frontier } => self.sinks.late_event(m, ts, frontier),
         }

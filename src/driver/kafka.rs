@@ -553,6 +553,7 @@ pub fn sync(k: &KafkaSource, core: &Arc<Mutex<Core>>) -> Result<(), KafkaError> 
         let owned: Vec<u32> = d.owned.iter().copied().collect();
         d.owned.clear();
         d.parked.clear();
+        d.parked_inputs.clear();
         let assigned: Vec<TopicPartition> = d.names.iter().flatten().cloned().collect();
         for s in owned {
             core.engine.drop_shard(s);
@@ -581,6 +582,7 @@ pub fn sync(k: &KafkaSource, core: &Arc<Mutex<Core>>) -> Result<(), KafkaError> 
                         *n = None;
                     }
                     d.parked.insert(*p as u32);
+                    core.engine.park_shard(*p as u32, true);
                 }
             }
             Change::Assigned(ps) => {
@@ -623,10 +625,19 @@ fn assign(
             max: crate::event::MAX_SHARDS,
         });
     }
-    // Parked shards not assigned again now belong to another instance.
-    let leaving: Vec<u32> = d.parked.difference(&wanted).copied().collect();
-    let parked = std::mem::take(&mut d.parked);
+    let mut parked = std::mem::take(&mut d.parked);
     let parked_inputs = std::mem::take(&mut d.parked_inputs);
+    // Parked shards not assigned again now belong to another instance;
+    // those another instance advanced meanwhile are stale: read again.
+    let stale = advanced_elsewhere(k, &parked, &wanted, &parked_inputs);
+    let leaving: Vec<u32> = parked.difference(&wanted).chain(&stale).copied().collect();
+    for s in &stale {
+        tracing::info!(
+            shard = s,
+            "a parked shard was advanced by another instance meanwhile; restoring it"
+        );
+        parked.remove(s);
+    }
     let exactly_once = d.settings.delivery == Delivery::ExactlyOnce;
     let settings = d.settings.clone();
     for s in leaving {
@@ -634,6 +645,10 @@ fn assign(
         if let Some(d) = core.kafka.as_mut() {
             d.owned.remove(&s);
         }
+    }
+    // Kept ones go on from where they were parked.
+    for &s in &wanted {
+        core.engine.park_shard(s, false);
     }
     let mut metas: BTreeMap<u32, Vec<InputMeta>> = BTreeMap::new();
     let to_restore: Vec<u32> = wanted
@@ -773,8 +788,9 @@ fn assign(
             }
         }
         // Under exactly-once the committed offsets are the checkpoint's
-        // (one transaction); at-least-once state may be ahead of them.
-        if meta.is_some() && (rewind || !exactly_once) {
+        // (one transaction); at-least-once state may be ahead of them, and
+        // so may a parked shard's (its revocation commit sends no offsets).
+        if (meta.is_some() && (rewind || !exactly_once)) || (kept.is_some() && !exactly_once) {
             k.seek(&(topic.clone(), *p), next);
         }
     }
@@ -789,6 +805,37 @@ fn assign(
         m.state_restored(d.restore_seconds, d.restored_bytes, d.cached_bytes);
     }
     Ok(())
+}
+
+/// The parked shards assigned again that another instance has advanced
+/// since they were parked: a partition's committed offset is past where
+/// this instance left it (or cannot be read). An instance slow to rejoin
+/// misses a generation of the group; the shards it held may have moved
+/// and come back, and its copy in memory is then behind the changelog.
+fn advanced_elsewhere(
+    k: &KafkaSource,
+    parked: &BTreeSet<u32>,
+    wanted: &BTreeSet<u32>,
+    parked_inputs: &BTreeMap<usize, (i64, Option<i64>)>,
+) -> BTreeSet<u32> {
+    let kept: Vec<(u32, TopicPartition, i64)> = parked_inputs
+        .iter()
+        .filter_map(|(&input, &(next, _))| {
+            let key = k.key(input)?;
+            let s = key.1 as u32;
+            (parked.contains(&s) && wanted.contains(&s)).then_some((s, key, next))
+        })
+        .collect();
+    if kept.is_empty() {
+        return BTreeSet::new();
+    }
+    let keys: Vec<TopicPartition> = kept.iter().map(|(_, key, _)| key.clone()).collect();
+    let committed = k.committed(&keys);
+    kept.iter()
+        .zip(committed)
+        .filter(|((_, _, next), c)| c.is_none_or(|c| c > *next))
+        .map(|((s, _, _), _)| *s)
+        .collect()
 }
 
 /// Adds another instance's (or our own earlier) instance-wide state; with

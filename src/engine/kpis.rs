@@ -404,7 +404,11 @@ impl Kpis {
             .iter()
             .map(|&(s, hi)| (s, (st.progress[s as usize].last_end, hi)));
         let mut rows = Vec::new();
-        for ((last_end, hi), shards) in groups(keyed) {
+        let groups = groups(keyed);
+        if groups.len() > 1 {
+            tracing::debug!(pipeline = %st.p.name, ?groups, "shards at different progress run apart");
+        }
+        for ((last_end, hi), shards) in groups {
             let st = &self.pipelines[i];
             let first_slice = shards
                 .iter()

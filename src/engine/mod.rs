@@ -68,6 +68,9 @@ pub enum Processed {
     },
     Invalid(Invalid),
     Duplicate,
+    /// A message at an offset the state has taken in already (read again
+    /// after a rebalance): nothing to do.
+    Seen,
 }
 
 /// What an input carries.
@@ -313,6 +316,7 @@ impl Engine {
         self.shards
             .iter()
             .flatten()
+            .filter(|s| !s.parked)
             .filter_map(|s| s.released)
             .min()
     }
@@ -349,6 +353,12 @@ impl Engine {
         let Some(inp) = self.inputs[input].as_mut() else {
             unreachable!("opened above")
         };
+        // The state took in every message before `next_offset` already: a
+        // partition kept across a rebalance is read again from the group's
+        // committed offset, which at-least-once may leave behind.
+        if offset < inp.next_offset {
+            return Processed::Seen;
+        }
         inp.next_offset = offset + 1;
         let shard = inp.shard;
         match inp.kind {
@@ -447,9 +457,24 @@ impl Engine {
         self.shards
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.is_some())
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| !s.parked))
             .map(|(i, _)| i as u32)
             .collect()
+    }
+
+    /// Parks a shard (revoked: it stands still) or takes it back.
+    pub fn park_shard(&mut self, shard: u32, parked: bool) {
+        if let Some(Some(s)) = self.shards.get_mut(shard as usize) {
+            s.parked = parked;
+        }
+    }
+
+    /// True for a parked shard (see [`Shard::parked`]).
+    pub fn is_parked(&self, shard: u32) -> bool {
+        self.shards
+            .get(shard as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.parked)
     }
 
     /// Releases what the frontier passed; in live mode (or, in replay,
@@ -490,8 +515,12 @@ impl Engine {
     /// so it must come after this and after the outputs were taken.
     pub fn settle(&mut self) {
         if self.scale_out.is_some() {
-            // What closed goes out with the checkpoint that forgets it.
+            // What closed goes out with the checkpoint that forgets it, and
+            // the merges run over every partial they took in: a checkpoint
+            // of a merge holds what it emitted, so the instance that holds
+            // it next neither emits that again nor misses it.
             self.publish_partials(false);
+            self.run_merges();
             return;
         }
         if !self.kpis.captures.is_empty() {
@@ -534,7 +563,7 @@ impl Engine {
             .shards
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| Some((i as u32, s.as_ref()?.released?)))
+            .filter_map(|(i, s)| Some((i as u32, s.as_ref().filter(|s| !s.parked)?.released?)))
             .collect();
         if released.is_empty() {
             return;

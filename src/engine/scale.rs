@@ -149,10 +149,18 @@ impl Engine {
         let started = std::time::Instant::now();
         let mut frontier: Option<i64> = None;
         let mut ran = false;
-        for m in self.merges.values_mut() {
+        // The merge of a parked shard stands still with it.
+        let parked: Vec<u32> = self
+            .merges
+            .keys()
+            .copied()
+            .filter(|&k| self.is_parked(k))
+            .collect();
+        for (k, m) in self.merges.iter_mut().filter(|(k, _)| !parked.contains(k)) {
             let before = m.ran;
             let rows = m.run();
             if m.ran != before {
+                tracing::debug!(partition = k, ran = ?m.ran, released = ?m.released, rows = rows.iter().map(|(_, r)| r.len()).sum::<usize>(), "merge ran");
                 ran = true;
                 if let Some((f, _)) = m.ran {
                     frontier = Some(frontier.map_or(f, |x| x.min(f)));

@@ -147,9 +147,15 @@ impl Group {
                 offset: Some(i as i64),
             })
             .collect();
+        // Revoked: its inputs close, but the shard and its merge stay in
+        // memory (parked) while the engine goes on until the group says
+        // where they go; whatever it emits meanwhile goes out too.
         e.close_input(k as usize);
         e.close_input(PARTIALS + k as usize);
-        e.drop_shard(k);
+        e.park_shard(k, true);
+        e.advance();
+        let meanwhile = self.seen.take(&mut self.engines[from]);
+        self.engines[from].drop_shard(k);
         let to_engine = &mut self.engines[to];
         let r = restore_shard(to_engine, k, records).expect("restores");
         assert!(r.corrupt.is_empty(), "{:?}", r.corrupt);
@@ -165,6 +171,7 @@ impl Group {
                 }
             }
         }
+        self.deliver(meanwhile);
     }
 
     fn finish(mut self) -> (Vec<String>, Vec<String>) {

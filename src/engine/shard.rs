@@ -30,6 +30,10 @@ pub struct Shard {
     pub erased: Vec<u32>,
     /// Scale-out: the released point (and end of input) last published.
     pub published: Option<(i64, bool)>,
+    /// Revoked and committed, kept in memory until the group says whether
+    /// it stays: it stands still (no release, no time rules, no partials,
+    /// its merge does not run), as the next owner starts from its commit.
+    pub parked: bool,
 }
 
 impl Shard {
@@ -47,6 +51,7 @@ impl Shard {
             last_global: None,
             erased: Vec::new(),
             published: None,
+            parked: false,
         }
     }
 
