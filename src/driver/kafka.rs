@@ -901,9 +901,11 @@ pub fn maybe_commit(k: &KafkaSource, core: &mut Core) -> Result<(), KafkaError> 
     if due { commit(k, core, false) } else { Ok(()) }
 }
 
-/// Commits now: the checkpoint, the outputs and the offsets.
+/// Commits now: the checkpoint, the outputs and the offsets. A commit that
+/// waits for a slow or absent broker keeps the consumer polled, paused
+/// (see [`KafkaSource::while_waiting`]).
 pub fn commit(k: &KafkaSource, core: &mut Core, last: bool) -> Result<(), KafkaError> {
-    commit_with(core, k.group_metadata().as_ref(), Some(k), last)
+    k.while_waiting(|| commit_with(core, k.group_metadata().as_ref(), Some(k), last))
 }
 
 /// The commit itself; `k` is absent inside the revocation callback.

@@ -6,8 +6,9 @@
 //! partitions leave, so the driver can commit what it did with them.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -56,6 +57,10 @@ pub enum Change {
 pub type RevokeHook = Box<dyn Fn(&[TopicPartition], Option<ConsumerGroupMetadata>) + Send + Sync>;
 
 struct Ctx {
+    /// Set while a waiting commit has the consumer polled on another
+    /// thread: a revocation heard then must not run the hook (the commit
+    /// holds the state it would commit).
+    keeping_alive: Arc<AtomicBool>,
     changes: Arc<Mutex<Vec<Change>>>,
     on_revoke: Arc<Mutex<Option<RevokeHook>>>,
     metrics: Option<Arc<Mutex<Metrics>>>,
@@ -91,7 +96,16 @@ impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = partitions(tpl);
-            if let Ok(hook) = self.on_revoke.lock()
+            if self.keeping_alive.load(Ordering::Relaxed) {
+                // The waiting commit cannot cover them any more (the group
+                // has moved on): it is fenced and the state rewinds, or it
+                // completed first; either way their next owner restores the
+                // last commit.
+                tracing::warn!(
+                    ?revoked,
+                    "partitions revoked while a commit waits for the broker"
+                );
+            } else if let Ok(hook) = self.on_revoke.lock()
                 && let Some(hook) = hook.as_ref()
             {
                 hook(&revoked, consumer.group_metadata());
@@ -119,9 +133,15 @@ fn type_of_topic(topic: &str) -> Option<EventType> {
         .find(|t| topic.ends_with(table_name(*t)))
 }
 
+/// How long a commit may take before the consumer is paused and polled
+/// beside it (well under any `max.poll.interval.ms`, whose floor is the
+/// 10 s session timeout).
+pub const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(2);
+
 /// One consumer of the group.
 pub struct KafkaSource {
     consumer: BaseConsumer<Ctx>,
+    keeping_alive: Arc<AtomicBool>,
     changes: Arc<Mutex<Vec<Change>>>,
     on_revoke: Arc<Mutex<Option<RevokeHook>>>,
     /// Dense input index per topic-partition (stable for the process).
@@ -149,7 +169,9 @@ impl KafkaSource {
     ) -> Result<Self, SourceError> {
         let changes = Arc::new(Mutex::new(Vec::new()));
         let on_revoke = Arc::new(Mutex::new(None));
+        let keeping_alive = Arc::new(AtomicBool::new(false));
         let ctx = Ctx {
+            keeping_alive: keeping_alive.clone(),
             changes: changes.clone(),
             on_revoke: on_revoke.clone(),
             metrics,
@@ -200,6 +222,7 @@ impl KafkaSource {
             .collect();
         Ok(Self {
             consumer,
+            keeping_alive,
             changes,
             on_revoke,
             index: RefCell::new(HashMap::new()),
@@ -306,6 +329,73 @@ impl KafkaSource {
             }
             None => None,
         }
+    }
+
+    /// Runs `f` (a commit) on this thread. Should it take longer than
+    /// [`KEEP_ALIVE_AFTER`] (a slow or absent broker), a second thread
+    /// pauses every assigned partition and polls the consumer until `f`
+    /// returns, so the group membership outlives the wait
+    /// (`max.poll.interval.ms`) while nothing is consumed. A message
+    /// delivered anyway (fetched before the pause) is not handed on: its
+    /// partition is sought back to it when the partitions resume. Commits
+    /// that finish in time never touch the consumer.
+    pub fn while_waiting<R>(&self, f: impl FnOnce() -> R) -> R {
+        let (consumer, flag) = (&self.consumer, &*self.keeping_alive);
+        let done = (Mutex::new(false), Condvar::new());
+        let unread: Mutex<BTreeMap<TopicPartition, i64>> = Mutex::new(BTreeMap::new());
+        let paused = AtomicBool::new(false);
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                let Ok(g) = done.0.lock() else { return };
+                let Ok((g, _)) = done.1.wait_timeout_while(g, KEEP_ALIVE_AFTER, |d| !*d) else {
+                    return;
+                };
+                if *g {
+                    return;
+                }
+                drop(g);
+                let list = consumer.assignment().unwrap_or_default();
+                if let Err(e) = consumer.pause(&list) {
+                    tracing::warn!(error = %e, "cannot pause the consumer while a commit waits");
+                    return;
+                }
+                paused.store(true, Ordering::Relaxed);
+                flag.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    "a commit is waiting for the broker: consumer paused and polled to keep the group membership"
+                );
+                while !done.0.lock().map_or(true, |d| *d) {
+                    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200))
+                        && let Ok(mut u) = unread.lock()
+                    {
+                        let at = u
+                            .entry((m.topic().to_owned(), m.partition()))
+                            .or_insert(m.offset());
+                        *at = (*at).min(m.offset());
+                    }
+                }
+                flag.store(false, Ordering::Relaxed);
+            });
+            let r = f();
+            if let Ok(mut d) = done.0.lock() {
+                *d = true;
+            }
+            done.1.notify_all();
+            r
+        });
+        if paused.load(Ordering::Relaxed) {
+            // Partitions assigned meanwhile were never paused (resuming them
+            // is harmless); those revoked are no longer ours to resume.
+            let now = self.consumer.assignment().unwrap_or_default();
+            if let Err(e) = self.consumer.resume(&now) {
+                tracing::warn!(error = %e, "cannot resume the consumer after a commit wait");
+            }
+            for (key, offset) in unread.into_inner().unwrap_or_default() {
+                self.seek(&key, offset);
+            }
+            tracing::info!("the commit is done: consumer resumed");
+        }
+        r
     }
 
     /// The key and headers of a message, as the dead-letter sink keeps them.

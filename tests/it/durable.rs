@@ -506,6 +506,79 @@ fn a_broker_outage_of_a_minute_mid_run_changes_nothing() {
     );
 }
 
+/// A broker that is up but slow: a produce quota on the instance's client
+/// id (set before it starts) throttles its producer, so its first commit
+/// waits longer than `max.poll.interval.ms` (10 s, the lowest it may go)
+/// while the group coordinator stays reachable. The consumer is paused and
+/// polled beside the waiting commit: it never exceeds the poll interval,
+/// never leaves the group, no commit is aborted, and the outputs are
+/// exactly the golden ones. (Without the keep-alive the consumer left the
+/// group in the middle of the commit and the commit was aborted.)
+#[test]
+fn a_commit_throttled_past_the_poll_interval_keeps_the_group_and_changes_nothing() {
+    let c = case("throttled", |_| {
+        "[kafka.properties]\n\"max.poll.interval.ms\" = \"10000\"\n".to_owned()
+    });
+    let Case { s, g, bytes, .. } = &c;
+    // The transaction may take far longer than usual; not the point here.
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replace(
+            "transaction_timeout = \"20s\"",
+            "transaction_timeout = \"120s\"",
+        ),
+    )
+    .unwrap();
+    let instance = "throttled-a";
+    let quota = |op: &str, value: &str| {
+        kafka_script(&[
+            "run-class",
+            "kafka.admin.ConfigCommand",
+            "--bootstrap-server",
+            &s.brokers,
+            "--alter",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            instance,
+            op,
+            value,
+        ])
+    };
+    quota("--add-config", "producer_byte_rate=300000");
+    produce(&s.brokers, &s.input, &lines(bytes));
+    let out = pulse()
+        .args(args(s, instance, Some("3s")))
+        .output()
+        .unwrap();
+    quota("--delete-config", "producer_byte_rate");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "pulse run failed: {stderr}");
+    let longest: u64 = stdout
+        .split("longest commit ")
+        .nth(1)
+        .and_then(|r| r.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no longest commit in the stop line: {stdout}"));
+    assert!(
+        longest > 10_000,
+        "the quota must hold a commit past max.poll.interval.ms (longest {longest} ms)"
+    );
+    assert!(stderr.contains("consumer paused and polled"), "{stderr}");
+    for bad in [
+        "maximum poll interval",
+        "commit aborted",
+        "revoked while a commit waits",
+    ] {
+        assert!(!stderr.contains(bad), "{bad:?} in the log:\n{stderr}");
+    }
+    assert_golden(s, g);
+}
+
 /// The same under at-least-once: the instance waits for the broker (its
 /// flush is retried, it does not stop) and nothing is lost.
 #[test]
