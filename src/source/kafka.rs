@@ -343,7 +343,10 @@ impl KafkaSource {
         let (consumer, flag) = (&self.consumer, &*self.keeping_alive);
         let done = (Mutex::new(false), Condvar::new());
         let unread: Mutex<BTreeMap<TopicPartition, i64>> = Mutex::new(BTreeMap::new());
-        let paused = AtomicBool::new(false);
+        // What the keep-alive paused: resumed as such afterwards, whatever
+        // the assignment is by then (librdkafka keeps a partition's pause
+        // across a revocation and a new assignment).
+        let paused: Mutex<Option<TopicPartitionList>> = Mutex::new(None);
         let r = std::thread::scope(|s| {
             s.spawn(|| {
                 let Ok(g) = done.0.lock() else { return };
@@ -359,7 +362,9 @@ impl KafkaSource {
                     tracing::warn!(error = %e, "cannot pause the consumer while a commit waits");
                     return;
                 }
-                paused.store(true, Ordering::Relaxed);
+                if let Ok(mut p) = paused.lock() {
+                    *p = Some(list);
+                }
                 flag.store(true, Ordering::Relaxed);
                 tracing::info!(
                     "a commit is waiting for the broker: consumer paused and polled to keep the group membership"
@@ -383,11 +388,8 @@ impl KafkaSource {
             done.1.notify_all();
             r
         });
-        if paused.load(Ordering::Relaxed) {
-            // Partitions assigned meanwhile were never paused (resuming them
-            // is harmless); those revoked are no longer ours to resume.
-            let now = self.consumer.assignment().unwrap_or_default();
-            if let Err(e) = self.consumer.resume(&now) {
+        if let Some(list) = paused.into_inner().ok().flatten() {
+            if let Err(e) = self.consumer.resume(&list) {
                 tracing::warn!(error = %e, "cannot resume the consumer after a commit wait");
             }
             for (key, offset) in unread.into_inner().unwrap_or_default() {
