@@ -322,12 +322,20 @@ struct Flood {
     accounted: Vec<(String, f64)>,
 }
 
-/// Resident memory now (Linux: `VmRSS` of /proc/self/status), bytes.
-pub fn rss_bytes() -> Option<u64> {
+/// A memory figure of this process from /proc/self/status (Linux), bytes:
+/// `VmRSS` (resident now) or `VmHWM` (peak resident).
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Resident memory now, bytes.
+pub fn rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmRSS")
 }
 
 /// `traders` distinct new ids, each a signup and a login a minute later,

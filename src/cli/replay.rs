@@ -212,10 +212,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The process's peak resident set (Linux: `VmHWM` of /proc/self/status).
+/// The process's peak resident set, bytes.
 fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    veloc_pulse::bench::proc_status_bytes("VmHWM")
 }

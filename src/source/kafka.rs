@@ -314,20 +314,27 @@ impl KafkaSource {
 
     /// The next message, waiting at most `timeout`. Errors (the broker
     /// away) are retried by librdkafka; they are logged at most every few
-    /// seconds and slow the loop down instead of spinning.
+    /// seconds. Errors queued while the thread was busy elsewhere (a
+    /// commit waiting out an outage queues hundreds) are drained at once,
+    /// not one per call: the rebalance behind them must not wait.
     pub fn poll(&self, timeout: Duration) -> Option<BorrowedMessage<'_>> {
-        match self.consumer.poll(timeout) {
-            Some(Ok(m)) => Some(m),
-            Some(Err(e)) => {
-                let mut last = self.last_error.borrow_mut();
-                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                    tracing::warn!(error = %e, "Kafka consumer error; retrying");
-                    *last = Some(std::time::Instant::now());
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.consumer.poll(left) {
+                Some(Ok(m)) => return Some(m),
+                Some(Err(e)) => {
+                    let mut last = self.last_error.borrow_mut();
+                    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                        tracing::warn!(error = %e, "Kafka consumer error; retrying");
+                        *last = Some(std::time::Instant::now());
+                    }
+                    if left.is_zero() {
+                        return None;
+                    }
                 }
-                std::thread::sleep(timeout.min(Duration::from_millis(100)));
-                None
+                None => return None,
             }
-            None => None,
         }
     }
 
