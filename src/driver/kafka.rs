@@ -787,10 +787,11 @@ fn assign(
                 core.engine.watermarks.restore(input, ts);
             }
         }
-        // Under exactly-once the committed offsets are the checkpoint's
-        // (one transaction); at-least-once state may be ahead of them, and
-        // so may a parked shard's (its revocation commit sends no offsets).
-        if (meta.is_some() && (rewind || !exactly_once)) || (kept.is_some() && !exactly_once) {
+        // Where the state stands (restored or parked) is where reading goes
+        // on. Under exactly-once the committed offsets are the same (one
+        // transaction) except after a rewind; at-least-once state may be
+        // ahead of them (a revocation commit sends no offsets there).
+        if (meta.is_some() || kept.is_some()) && (rewind || !exactly_once) {
             k.seek(&(topic.clone(), *p), next);
         }
     }

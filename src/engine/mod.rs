@@ -313,12 +313,7 @@ impl Engine {
 
     /// The closed frontier: every shard has released the events before it.
     pub fn frontier(&self) -> Option<i64> {
-        self.shards
-            .iter()
-            .flatten()
-            .filter(|s| !s.parked)
-            .filter_map(|s| s.released)
-            .min()
+        self.active_shards().filter_map(|(_, s)| s.released).min()
     }
 
     /// Earliest and latest event time seen (valid events).
@@ -452,14 +447,17 @@ impl Engine {
             .push_closed(shard, lo.unwrap_or(i64::MIN), frontier, batches);
     }
 
-    /// Shard numbers with state.
+    /// Shard numbers with state, parked ones left out.
     pub fn shard_numbers(&self) -> Vec<u32> {
+        self.active_shards().map(|(i, _)| i).collect()
+    }
+
+    /// The shards held and not parked, by number: the ones that move on.
+    fn active_shards(&self) -> impl Iterator<Item = (u32, &Shard)> {
         self.shards
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.as_ref().is_some_and(|s| !s.parked))
-            .map(|(i, _)| i as u32)
-            .collect()
+            .filter_map(|(i, s)| Some((i as u32, s.as_ref().filter(|s| !s.parked)?)))
     }
 
     /// Parks a shard (revoked: it stands still) or takes it back.
@@ -560,10 +558,8 @@ impl Engine {
     fn run_pipelines(&mut self, last: bool) {
         let started = Instant::now();
         let released: Vec<(u32, i64)> = self
-            .shards
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Some((i as u32, s.as_ref().filter(|s| !s.parked)?.released?)))
+            .active_shards()
+            .filter_map(|(i, s)| Some((i, s.released?)))
             .collect();
         if released.is_empty() {
             return;
