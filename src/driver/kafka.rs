@@ -61,6 +61,10 @@ pub enum KafkaError {
     },
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    #[error(
+        "cannot read the committed offset of {topic} partition {partition} to rewind to; stopping rather than skip the events of the aborted transaction"
+    )]
+    CommittedUnknown { topic: String, partition: i32 },
 }
 
 /// The delivery guarantee of `pulse run`.
@@ -775,6 +779,7 @@ fn assign(
         // committed (or at the beginning).
         let (next, max_ts) = match kept.or(meta) {
             Some(x) => x,
+            None if rewind => (committed_for_rewind(k, topic, *p)?, None),
             None => (k.committed(&[(topic.clone(), *p)])[0].unwrap_or(0), None),
         };
         if k.is_erasure(topic) {
@@ -790,8 +795,10 @@ fn assign(
         // Where the state stands (restored or parked) is where reading goes
         // on. Under exactly-once the committed offsets are the same (one
         // transaction) except after a rewind; at-least-once state may be
-        // ahead of them (a revocation commit sends no offsets there).
-        if (meta.is_some() || kept.is_some()) && (rewind || !exactly_once) {
+        // ahead of them (a revocation commit sends no offsets there). A
+        // rewind seeks every partition, also one no commit has covered yet
+        // (the first transaction aborted): the consumer read past `next`.
+        if rewind || ((meta.is_some() || kept.is_some()) && !exactly_once) {
             k.seek(&(topic.clone(), *p), next);
         }
     }
@@ -807,6 +814,34 @@ fn assign(
     }
     Ok(())
 }
+
+/// Where a rewind reads a partition again that no commit of the state
+/// covers (the first transaction aborted): the group's committed offset, or
+/// the beginning when there is none. Without an answer from the broker the
+/// run stops (and restarts from the committed state) rather than skip the
+/// aborted events.
+fn committed_for_rewind(k: &KafkaSource, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+    let key = [(topic.to_string(), partition)];
+    for attempt in 0..REWIND_LOOKUPS {
+        if let Some(c) = k.committed_lookup(&key) {
+            return Ok(c[0].unwrap_or(0));
+        }
+        tracing::warn!(
+            topic,
+            partition,
+            attempt,
+            "cannot read the committed offset to rewind to; retrying"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Err(KafkaError::CommittedUnknown {
+        topic: topic.to_string(),
+        partition,
+    })
+}
+
+/// Attempts at the committed offset of a partition a rewind reads again.
+const REWIND_LOOKUPS: u32 = 10;
 
 /// The parked shards assigned again that another instance has advanced
 /// since they were parked: a partition's committed offset is past where

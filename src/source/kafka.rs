@@ -484,6 +484,13 @@ impl KafkaSource {
 
     /// The committed offset of each of `keys` (`None` when none).
     pub fn committed(&self, keys: &[TopicPartition]) -> Vec<Option<i64>> {
+        self.committed_lookup(keys)
+            .unwrap_or_else(|| vec![None; keys.len()])
+    }
+
+    /// The group's committed offsets (`None` inside: nothing committed), or
+    /// `None` when the broker did not answer.
+    pub fn committed_lookup(&self, keys: &[TopicPartition]) -> Option<Vec<Option<i64>>> {
         let mut list = TopicPartitionList::new();
         for (t, p) in keys {
             list.add_partition(t, *p);
@@ -491,17 +498,17 @@ impl KafkaSource {
         let got = self
             .consumer
             .committed_offsets(list, Duration::from_secs(10))
-            .ok();
-        keys.iter()
-            .map(|(t, p)| {
-                got.as_ref()
-                    .and_then(|c| c.find_partition(t, *p))
-                    .and_then(|e| match e.offset() {
+            .ok()?;
+        Some(
+            keys.iter()
+                .map(|(t, p)| {
+                    got.find_partition(t, *p).and_then(|e| match e.offset() {
                         Offset::Offset(o) => Some(o),
                         _ => None,
                     })
-            })
-            .collect()
+                })
+                .collect(),
+        )
     }
 
     /// The number of partitions of a topic.
