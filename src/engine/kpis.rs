@@ -234,6 +234,23 @@ impl Kpis {
     /// partial windows holding the latest events are closed too. Returns
     /// the rows of each pipeline that produced any.
     pub fn run(&mut self, released: &[(u32, i64)], last: bool) -> Vec<(usize, Vec<KpiRow>)> {
+        self.run_selected(released, last, false)
+    }
+
+    /// Runs the snapshot pipelines over the captures taken so far, and
+    /// only them. Each capture is queried on its own anyway, so nothing is
+    /// amortised by waiting; a replay that waited a week of event time
+    /// held seven captures of every trader at once.
+    pub fn run_snapshots(&mut self) -> Vec<(usize, Vec<KpiRow>)> {
+        self.run_selected(&[], false, true)
+    }
+
+    fn run_selected(
+        &mut self,
+        released: &[(u32, i64)],
+        last: bool,
+        snapshots_only: bool,
+    ) -> Vec<(usize, Vec<KpiRow>)> {
         for &(s, _) in released {
             self.ensure_shard(s);
         }
@@ -241,6 +258,9 @@ impl Kpis {
         for i in 0..self.pipelines.len() {
             let started = Instant::now();
             let window = self.pipelines[i].p.def.window;
+            if snapshots_only && !matches!(window, WindowSpec::Snapshot { .. }) {
+                continue;
+            }
             let bound = |r: i64, step: i64| {
                 if last {
                     ceil_to(r, step)

@@ -504,6 +504,8 @@ impl Engine {
         };
         if due {
             self.run_pipelines(false);
+        } else if !self.kpis.captures.is_empty() {
+            self.run_snapshots();
         }
         due
     }
@@ -578,6 +580,16 @@ impl Engine {
         {
             m.observe_cycle(started.elapsed().as_secs_f64(), frontier);
         }
+    }
+
+    /// Runs the snapshot pipelines over the captures taken (replay, between
+    /// runs of the windowed ones), so that captures do not pile up.
+    fn run_snapshots(&mut self) {
+        let rows = self.kpis.run_snapshots();
+        for (_, r) in &rows {
+            self.risk.on_kpi_rows(r, &mut self.out.alerts);
+        }
+        self.out.kpis.extend(rows);
     }
 
     /// What was produced since the last call.

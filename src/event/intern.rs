@@ -3,7 +3,7 @@
 //! symbols that are cheap to copy, compare and group by.
 
 use ahash::RandomState;
-use std::collections::HashMap;
+use hashbrown::HashTable;
 
 /// A trader: the state partition (shard) its events come from in the top
 /// 8 bits, its dense index within that shard (in order of first
@@ -69,10 +69,20 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
 /// With a `capacity`, strings past it all map to one overflow id whose text
 /// is [`Interner::OVERFLOW`]: a stream of ever-new values (a bug or an attack
 /// upstream) cannot grow memory or metric label sets without bound.
+///
+/// The texts live back to back in one buffer and the table holds ids only:
+/// a million trader ids would otherwise be two heap strings each (the map's
+/// key and the name list's), about 100 bytes per trader of allocator
+/// headers, pointers and wider table slots.
 #[derive(Debug, Clone)]
 pub struct Interner {
-    ids: HashMap<Box<str>, u32, RandomState>,
-    names: Vec<Box<str>>,
+    /// Every id's text, back to back (a vacated id's placeholder appended).
+    text: String,
+    /// Where each id's text lies in `text`: start and length.
+    spans: Vec<(u32, u32)>,
+    /// Ids, found by the hash of their text.
+    ids: HashTable<u32>,
+    hasher: RandomState,
     capacity: usize,
     overflow: Option<u32>,
 }
@@ -95,8 +105,10 @@ impl Interner {
     /// An interner that holds at most `capacity` distinct strings.
     pub fn with_capacity_limit(capacity: usize) -> Self {
         Self {
-            ids: HashMap::with_hasher(fixed_hasher()),
-            names: Vec::new(),
+            text: String::new(),
+            spans: Vec::new(),
+            ids: HashTable::new(),
+            hasher: fixed_hasher(),
             capacity,
             overflow: None,
         }
@@ -105,10 +117,10 @@ impl Interner {
     /// The id of `s`, adding it when new.
     #[inline]
     pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        if let Some(id) = self.get(s) {
             return id;
         }
-        if self.names.len() >= self.capacity {
+        if self.spans.len() >= self.capacity {
             if let Some(id) = self.overflow {
                 return id;
             }
@@ -120,65 +132,100 @@ impl Interner {
     }
 
     fn push(&mut self, s: &str) -> u32 {
+        let id = self.push_text(s);
+        let (text, spans, hasher) = (&self.text, &self.spans, &self.hasher);
+        self.ids.insert_unique(hasher.hash_one(s), id, |&i| {
+            hasher.hash_one(span_text(text, spans, i))
+        });
+        id
+    }
+
+    /// Appends `s` as the text of a new id (no table entry).
+    fn push_text(&mut self, s: &str) -> u32 {
         #[expect(
             clippy::expect_used,
             reason = "2^32 names per shard would need far more memory than any host has; ids are u32 by design"
         )]
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 interned strings");
-        self.names.push(s.into());
-        self.ids.insert(s.into(), id);
+        let id = u32::try_from(self.spans.len()).expect("fewer than 2^32 interned strings");
+        let span = self.append(s);
+        self.spans.push(span);
         id
     }
 
+    /// Appends `s` to the text buffer; its span.
+    fn append(&mut self, s: &str) -> (u32, u32) {
+        #[expect(
+            clippy::expect_used,
+            reason = "ids are at most 128 bytes (the decoder's limit) and 2^24 per shard: far below 4 GiB"
+        )]
+        let span = (
+            u32::try_from(self.text.len()).expect("interned text below 4 GiB"),
+            u32::try_from(s.len()).expect("interned text below 4 GiB"),
+        );
+        self.text.push_str(s);
+        span
+    }
+
     /// The id of `s` if it was interned before.
+    #[inline]
     pub fn get(&self, s: &str) -> Option<u32> {
-        self.ids.get(s).copied()
+        let (text, spans) = (&self.text, &self.spans);
+        self.ids
+            .find(self.hasher.hash_one(s), |&i| span_text(text, spans, i) == s)
+            .copied()
     }
 
     /// The text of an id.
     #[inline]
     pub fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
+        span_text(&self.text, &self.spans, id)
     }
 
     /// Replaces the text of `id` with `placeholder` (an erased trader):
     /// the old text no longer maps to any id, and the ids after it stay.
+    /// (The old text stays in the buffer, unreachable, until the shard is
+    /// restored from its checkpoint.)
     pub fn vacate(&mut self, id: u32, placeholder: &str) {
-        let Some(slot) = self.names.get_mut(id as usize) else {
+        if id as usize >= self.spans.len() {
             return;
-        };
-        let old = std::mem::replace(slot, placeholder.into());
-        self.ids.remove(&old);
+        }
+        let (text, spans) = (&self.text, &self.spans);
+        let old = span_text(text, spans, id);
+        if let Ok(entry) = self.ids.find_entry(self.hasher.hash_one(old), |&i| i == id) {
+            entry.remove();
+        }
+        let span = self.append(placeholder);
+        self.spans[id as usize] = span;
     }
 
     /// Adds a slot holding `placeholder` that no text maps to (a trader
     /// whose record is missing from a restored checkpoint).
     pub fn push_vacant(&mut self, placeholder: &str) -> u32 {
-        #[expect(
-            clippy::expect_used,
-            reason = "2^32 names per shard would need far more memory than any host has; ids are u32 by design"
-        )]
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 interned strings");
-        self.names.push(placeholder.into());
-        id
+        self.push_text(placeholder)
     }
 
     /// How many distinct strings are held.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.spans.len()
     }
 
     /// True when nothing was interned yet.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.spans.is_empty()
     }
 
     /// Approximate heap bytes held, for the state-size gauge.
     pub fn heap_bytes(&self) -> usize {
-        let text: usize = self.names.iter().map(|n| n.len()).sum();
-        // Each string is stored twice (map key and name list) plus table overhead.
-        2 * text + self.names.capacity() * 16 + self.ids.capacity() * 24
+        // A table slot is the id plus one control byte.
+        self.text.capacity() + self.spans.capacity() * 8 + self.ids.capacity() * 5
     }
+}
+
+/// The text of id `i`: a slice of the buffer.
+#[inline]
+fn span_text<'a>(text: &'a str, spans: &[(u32, u32)], i: u32) -> &'a str {
+    let (start, len) = spans[i as usize];
+    &text[start as usize..(start + len) as usize]
 }
 
 /// The name a trader slot holds when its trader is unknown: erased, or
@@ -306,5 +353,22 @@ mod tests {
         assert_eq!(i.intern("d"), o);
         assert_eq!(i.name(o), Interner::OVERFLOW);
         assert_eq!(i.intern("a"), 0);
+    }
+
+    #[test]
+    fn a_vacated_id_keeps_its_place_and_loses_its_text() {
+        let mut i = Interner::new();
+        for n in ["a", "b", "c"] {
+            i.intern(n);
+        }
+        i.vacate(1, "~vacant");
+        assert_eq!(
+            (i.name(1), i.get("b"), i.get("~vacant")),
+            ("~vacant", None, None)
+        );
+        assert_eq!((i.get("a"), i.get("c")), (Some(0), Some(2)));
+        assert_eq!(i.intern("b"), 3, "the old text is new again");
+        assert_eq!(i.push_vacant("~v2"), 4);
+        assert_eq!((i.name(4), i.get("~v2"), i.len()), ("~v2", None, 5));
     }
 }
