@@ -120,7 +120,11 @@ impl Interner {
         if let Some(id) = self.get(s) {
             return id;
         }
-        if self.spans.len() >= self.capacity {
+        // The text buffer is addressed with u32: past TEXT_LIMIT new strings
+        // go to the overflow id too (trader ids cannot get there: 2^24 per
+        // shard of at most 128 bytes; small-set values of up to a line's
+        // length could).
+        if self.spans.len() >= self.capacity || self.text.len() + s.len() > TEXT_LIMIT {
             if let Some(id) = self.overflow {
                 return id;
             }
@@ -156,7 +160,7 @@ impl Interner {
     fn append(&mut self, s: &str) -> (u32, u32) {
         #[expect(
             clippy::expect_used,
-            reason = "ids are at most 128 bytes (the decoder's limit) and 2^24 per shard: far below 4 GiB"
+            reason = "small-set interners stop at TEXT_LIMIT (then only the 6-byte overflow text follows); a trader interner holds at most 2^24 ids of at most 128 bytes and one placeholder of under 32 bytes per id: under 2.6 GiB"
         )]
         let span = (
             u32::try_from(self.text.len()).expect("interned text below 4 GiB"),
@@ -220,6 +224,9 @@ impl Interner {
         self.text.capacity() + self.spans.capacity() * 8 + self.ids.capacity() * 5
     }
 }
+
+/// Text bytes an interner takes new strings into (see [`Interner::intern`]).
+const TEXT_LIMIT: usize = u32::MAX as usize - (1 << 20);
 
 /// The text of id `i`: a slice of the buffer.
 #[inline]

@@ -386,6 +386,15 @@ fn take_transactional_id(s: &Setup, instance: &str) {
     rdkafka::producer::Producer::init_transactions(&usurper, Duration::from_secs(30)).unwrap();
 }
 
+/// Polls `done` until it holds; fails the test with `what` after `limit`.
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Commits of an instance that succeeded so far.
 fn commits(r: &Running) -> f64 {
     let (_, body) = http_get(&r.addr, "/metrics");
@@ -417,14 +426,11 @@ fn a_producer_fenced_before_its_first_commit_reads_everything_again() {
         "the fence must come before the first commit (commit_every 8s)"
     );
     take_transactional_id(s, "a");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while commits(&a) < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "a commit succeeds after the producer is renewed"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        "a commit succeeds after the producer is renewed",
+        Duration::from_secs(90),
+        || commits(&a) >= 1.0,
+    );
     produce(&s.brokers, &s.input, &parts[1]);
     wait_read(&[&a], (parts[0].len() + parts[1].len()) as u64);
     sigterm(&mut a);
@@ -506,14 +512,11 @@ fn broker_outage(c: &Case, outage: Duration, exactly_once: bool) {
     std::thread::sleep(outage.saturating_sub(stopped.elapsed()));
     assert_eq!(kafka_script(&["start"]), s.brokers, "same address");
     // It recovers by itself: ready again, and it reads everything ...
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while http_get(&r.addr, "/readyz").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "/readyz did not come back after the broker did"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_until(
+        "/readyz comes back after the broker did",
+        Duration::from_secs(120),
+        || http_get(&r.addr, "/readyz").0 == 200,
+    );
     produce(&s.brokers, &s.input, &parts[1]);
     wait_read(&[&r], (parts[0].len() + parts[1].len()) as u64);
     sigterm(&mut r);
