@@ -570,10 +570,7 @@ impl Engine {
         let frontier = released.iter().map(|(_, r)| *r).min().unwrap_or(i64::MIN);
         self.last_run = Some(self.last_run.map_or(frontier, |l| l.max(frontier)));
         let rows = self.kpis.run(&released, last);
-        for (_, r) in &rows {
-            self.risk.on_kpi_rows(r, &mut self.out.alerts);
-        }
-        self.out.kpis.extend(rows);
+        self.emit_kpis(rows);
         self.out.frontier = Some(frontier);
         if let Some(m) = &self.metrics
             && let Ok(mut m) = m.lock()
@@ -586,6 +583,11 @@ impl Engine {
     /// runs of the windowed ones), so that captures do not pile up.
     fn run_snapshots(&mut self) {
         let rows = self.kpis.run_snapshots();
+        self.emit_kpis(rows);
+    }
+
+    /// Puts pipeline rows out, through the KPI alert rules first.
+    fn emit_kpis(&mut self, rows: Vec<(usize, Vec<crate::pipeline::KpiRow>)>) {
         for (_, r) in &rows {
             self.risk.on_kpi_rows(r, &mut self.out.alerts);
         }

@@ -117,7 +117,8 @@ impl Interner {
     /// The id of `s`, adding it when new.
     #[inline]
     pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(id) = self.get(s) {
+        let hash = self.hasher.hash_one(s);
+        if let Some(id) = self.find(hash, s) {
             return id;
         }
         // The text buffer is addressed with u32: past TEXT_LIMIT new strings
@@ -128,19 +129,19 @@ impl Interner {
             if let Some(id) = self.overflow {
                 return id;
             }
-            let id = self.push(Self::OVERFLOW);
+            let id = self.push(self.hasher.hash_one(Self::OVERFLOW), Self::OVERFLOW);
             self.overflow = Some(id);
             return id;
         }
-        self.push(s)
+        self.push(hash, s)
     }
 
-    fn push(&mut self, s: &str) -> u32 {
+    /// Adds `s`, whose hash is `hash`, as a new id.
+    fn push(&mut self, hash: u64, s: &str) -> u32 {
         let id = self.push_text(s);
         let (text, spans, hasher) = (&self.text, &self.spans, &self.hasher);
-        self.ids.insert_unique(hasher.hash_one(s), id, |&i| {
-            hasher.hash_one(span_text(text, spans, i))
-        });
+        self.ids
+            .insert_unique(hash, id, |&i| hasher.hash_one(span_text(text, spans, i)));
         id
     }
 
@@ -173,9 +174,15 @@ impl Interner {
     /// The id of `s` if it was interned before.
     #[inline]
     pub fn get(&self, s: &str) -> Option<u32> {
+        self.find(self.hasher.hash_one(s), s)
+    }
+
+    /// The id of `s`, whose hash is `hash`, if it was interned before.
+    #[inline]
+    fn find(&self, hash: u64, s: &str) -> Option<u32> {
         let (text, spans) = (&self.text, &self.spans);
         self.ids
-            .find(self.hasher.hash_one(s), |&i| span_text(text, spans, i) == s)
+            .find(hash, |&i| span_text(text, spans, i) == s)
             .copied()
     }
 
