@@ -192,16 +192,17 @@ impl TraderRules {
         match &e.body {
             Body::Login(l) if sec.enabled => {
                 if !l.success {
-                    st.failed_ring[st.failed_next as usize % FAILED_RING] = e.ts;
-                    st.failed_next = st.failed_next.wrapping_add(1);
+                    let r = st.rare_mut();
+                    r.failed_ring[r.failed_next as usize % FAILED_RING] = e.ts;
+                    r.failed_next = r.failed_next.wrapping_add(1);
                     let lo = e.ts - cfg.burst_window_ms;
-                    let n = st
+                    let n = r
                         .failed_ring
                         .iter()
                         .filter(|&&t| t != NEVER && t > lo && t <= e.ts)
                         .count() as u32;
-                    if n >= sec.burst_failures && st.last_burst_alert <= lo {
-                        st.last_burst_alert = e.ts;
+                    if n >= sec.burst_failures && r.last_burst_alert <= lo {
+                        r.last_burst_alert = e.ts;
                         let mut a = ctx.alert(
                             AlertKind::Security,
                             e.trader,
@@ -281,12 +282,13 @@ impl TraderRules {
                     return;
                 }
                 let day = e.ts.div_euclid(DAY_MS);
-                if st.near_day != day {
-                    st.near_day = day;
-                    st.near_count = 0;
+                let r = st.rare_mut();
+                if r.near_day != day {
+                    r.near_day = day;
+                    r.near_count = 0;
                 }
-                st.near_count += 1;
-                if st.near_count == aml.structuring_count {
+                r.near_count += 1;
+                if r.near_count == aml.structuring_count {
                     let mut a = ctx.alert(
                         AlertKind::Aml,
                         e.trader,
@@ -297,7 +299,7 @@ impl TraderRules {
                     );
                     a.reasons.push(AlertReason::new(
                         "deposits_just_under_threshold_today",
-                        st.near_count,
+                        r.near_count,
                         aml.structuring_count,
                     ));
                     a.reasons
@@ -457,13 +459,13 @@ impl TraderRules {
             return;
         }
         let band = model.bands.band(score);
-        let cooled =
-            st.last_risk_alert == NEVER || now - st.last_risk_alert >= cfg.churn_cooldown_ms;
+        let last = st.rare().last_risk_alert;
+        let cooled = last == NEVER || now - last >= cfg.churn_cooldown_ms;
         if band < Band::High || !st.risk_armed || !cooled {
             return;
         }
         st.risk_armed = false;
-        st.last_risk_alert = now;
+        st.rare_mut().last_risk_alert = now;
         let severity = if band == Band::Critical {
             Severity::Critical
         } else {
@@ -680,12 +682,13 @@ fn vip_drop(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) {
         st.vip_armed = true;
         return;
     }
-    let cooled = st.last_vip_alert == NEVER || now - st.last_vip_alert >= cfg.vip_cooldown_ms;
+    let last = st.rare().last_vip_alert;
+    let cooled = last == NEVER || now - last >= cfg.vip_cooldown_ms;
     if recent >= rule.share * baseline || !st.vip_armed || !cooled {
         return;
     }
     st.vip_armed = false;
-    st.last_vip_alert = now;
+    st.rare_mut().last_vip_alert = now;
     let mut a = ctx.alert(
         AlertKind::VipDrop,
         id,

@@ -310,7 +310,16 @@ impl Kpis {
             }
         }
         // Every snapshot pipeline read the captures.
+        let captured: usize = self
+            .captures
+            .values()
+            .flatten()
+            .map(|(_, b)| b.get_array_memory_size())
+            .sum();
         self.captures.clear();
+        if captured >= super::heap::TRIM_AFTER_BYTES {
+            super::heap::give_back_free_heap();
+        }
         self.forget_consumed();
         out
     }

@@ -13,6 +13,7 @@
 
 mod emitted;
 mod erasure;
+mod heap;
 mod kpis;
 mod merge;
 mod partial;

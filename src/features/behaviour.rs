@@ -8,7 +8,9 @@
 //! its own decay factor, so the order of events does not change the sums.
 
 use crate::event::time::DAY_MS;
-use crate::event::{Body, CampaignAction, DepositStatus, Event, TradeStatus, WithdrawalStatus};
+use crate::event::{
+    Body, CampaignAction, DepositStatus, Event, Money, TradeStatus, WithdrawalStatus,
+};
 
 use super::state::NEVER;
 
@@ -59,13 +61,10 @@ pub struct Behaviour {
     /// Earliest event of any kind: tenure when the signup was not seen.
     #[serde(with = "crate::features::time_codec")]
     pub first_seen_ts: i64,
-    /// Approved withdrawals, lifetime.
-    pub withdrawn: f64,
-    /// Realised P&L, lifetime.
-    pub pnl_total: f64,
-    /// Day number (epoch days) of the latest trade or approved deposit.
-    #[serde(with = "crate::features::time_codec")]
-    pub last_active_day: i64,
+    /// Approved withdrawals, lifetime (exact: independent of order).
+    pub withdrawn: Money,
+    /// Realised P&L, lifetime (exact).
+    pub pnl_total: Money,
     /// Gaps in days between active days: count, mean, sum of squared
     /// deviations (Welford), so mean and spread need no history.
     pub gap_n: u32,
@@ -85,9 +84,8 @@ impl Default for Behaviour {
             s30: [0.0; s30::N],
             s90: [0.0; s90::N],
             first_seen_ts: NEVER,
-            withdrawn: 0.0,
-            pnl_total: 0.0,
-            last_active_day: i64::MIN,
+            withdrawn: Money(0),
+            pnl_total: Money(0),
             gap_n: 0,
             gap_mean: 0.0,
             gap_m2: 0.0,
@@ -111,8 +109,11 @@ fn factor(dt_ms: i64, tau_days: f64) -> f64 {
 
 impl Behaviour {
     /// Applies one event (any order of events gives the same sums).
+    /// `last_activity` is the trader's latest trade or approved deposit
+    /// before this event (`NEVER`: none), which the gap statistics count
+    /// from.
     #[inline]
-    pub fn apply(&mut self, e: &Event) {
+    pub fn apply(&mut self, e: &Event, last_activity: i64) {
         let t = e.ts;
         if self.first_seen_ts == NEVER || t < self.first_seen_ts {
             self.first_seen_ts = t;
@@ -144,7 +145,7 @@ impl Behaviour {
                             Group::D90(s90::DEPOSIT_AMOUNT),
                         ];
                         self.add(t, &amount, d.amount.as_f64());
-                        self.active_on(t);
+                        self.active_on(t, last_activity);
                     }
                     DepositStatus::Failed => self.add(t, &[Group::D30(s30::DEPOSIT_FAILED)], 1.0),
                     DepositStatus::Pending => {}
@@ -152,7 +153,7 @@ impl Behaviour {
             }
             Body::Withdrawal(w) => {
                 if w.status == WithdrawalStatus::Approved {
-                    self.withdrawn += w.amount.as_f64();
+                    self.withdrawn = self.withdrawn.plus(w.amount);
                 }
             }
             Body::Trade(tr) => {
@@ -169,12 +170,12 @@ impl Behaviour {
                     }
                     TradeStatus::Closed => {
                         let pnl = tr.pnl.map_or(0.0, |p| p.as_f64());
-                        self.pnl_total += pnl;
+                        self.pnl_total = self.pnl_total.plus(tr.pnl.unwrap_or(Money(0)));
                         self.add(t, &[Group::D30(s30::PNL)], pnl);
                         self.loss_streak = if pnl < 0.0 { self.loss_streak + 1 } else { 0 };
                     }
                 }
-                self.active_on(t);
+                self.active_on(t, last_activity);
             }
             Body::Campaign(c) => {
                 let group = match c.action {
@@ -213,22 +214,22 @@ impl Behaviour {
     }
 
     /// A trade or approved deposit at `t`: updates the gap statistics once
-    /// per new active day (an older day is ignored: gaps need order).
-    fn active_on(&mut self, t: i64) {
-        let day = t.div_euclid(DAY_MS);
-        if self.last_active_day == i64::MIN {
-            self.last_active_day = day;
+    /// per new active day (an older day is ignored: gaps need order). The
+    /// latest active day is the day of `last_activity`, kept by the
+    /// trader's state, so it is not stored twice.
+    fn active_on(&mut self, t: i64, last_activity: i64) {
+        if last_activity == NEVER {
             return;
         }
-        if day <= self.last_active_day {
+        let (day, last_day) = (t.div_euclid(DAY_MS), last_activity.div_euclid(DAY_MS));
+        if day <= last_day {
             return;
         }
-        let gap = (day - self.last_active_day) as f64;
+        let gap = (day - last_day) as f64;
         self.gap_n += 1;
         let delta = gap - self.gap_mean;
         self.gap_mean += delta / f64::from(self.gap_n);
         self.gap_m2 += delta * (gap - self.gap_mean);
-        self.last_active_day = day;
     }
 
     /// The 7-, 30- and 90-day sums as of `now`.

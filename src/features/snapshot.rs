@@ -68,7 +68,7 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
     // the frontier) are not in the snapshot.
     for (tid, s) in traders
         .iter_shard(shard)
-        .filter(|(_, s)| s.last_event_ts != NEVER)
+        .filter(|(_, s)| s.last_event_ts() != NEVER)
     {
         id.append_value(tid);
         let ts = [
@@ -79,7 +79,7 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
             s.last_deposit_ts,
             s.last_login_ts,
             s.last_activity_ts(),
-            s.last_event_ts,
+            s.last_event_ts(),
         ];
         for (b, t) in times.iter_mut().zip(ts) {
             b.append_option(opt(t));

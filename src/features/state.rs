@@ -24,10 +24,8 @@ pub struct TraderState {
     pub second_deposit_ts: i64,
     /// Approved deposits.
     pub deposit_count: u32,
-    /// Sum of approved deposits, as a float (features and segments; per
-    /// trader the order of events is fixed, so this is deterministic).
-    pub deposit_sum: f64,
-    /// Sum of approved deposits, exact (the `traders` table).
+    /// Sum of approved deposits, exact (the `traders` table; as a float
+    /// for features and segments, [`TraderState::deposit_sum`]).
     pub deposit_total: Money,
     #[serde(with = "crate::features::time_codec")]
     pub last_trade_ts: i64,
@@ -35,9 +33,6 @@ pub struct TraderState {
     pub last_deposit_ts: i64,
     #[serde(with = "crate::features::time_codec")]
     pub last_login_ts: i64,
-    /// Latest event time of any kind.
-    #[serde(with = "crate::features::time_codec")]
-    pub last_event_ts: i64,
     pub trade_count: u32,
     /// Decayed activity sums, gaps and streaks: what the model reads.
     pub behaviour: Behaviour,
@@ -51,12 +46,10 @@ impl Default for TraderState {
             first_deposit_ts: NEVER,
             second_deposit_ts: NEVER,
             deposit_count: 0,
-            deposit_sum: 0.0,
             deposit_total: Money(0),
             last_trade_ts: NEVER,
             last_deposit_ts: NEVER,
             last_login_ts: NEVER,
-            last_event_ts: NEVER,
             trade_count: 0,
             behaviour: Behaviour::default(),
         }
@@ -67,6 +60,18 @@ impl TraderState {
     /// Latest trade or approved deposit: what "active" means for churn.
     pub fn last_activity_ts(&self) -> i64 {
         self.last_trade_ts.max(self.last_deposit_ts)
+    }
+
+    /// Sum of approved deposits as a float: from the exact sum, so it does
+    /// not depend on the order deposits arrived in.
+    pub fn deposit_sum(&self) -> f64 {
+        self.deposit_total.as_f64()
+    }
+
+    /// Latest event time of any kind (`NEVER` before the first): the time
+    /// the decayed sums are expressed at, which is the same.
+    pub fn last_event_ts(&self) -> i64 {
+        self.behaviour.decay_ts
     }
 }
 
@@ -83,8 +88,8 @@ impl Traders {
     #[inline]
     pub fn apply(&mut self, e: &Event) {
         let s = self.rows.get_mut(e.trader);
-        s.last_event_ts = s.last_event_ts.max(e.ts);
-        s.behaviour.apply(e);
+        let last_activity = s.last_activity_ts();
+        s.behaviour.apply(e, last_activity);
         match &e.body {
             Body::Signup(x) => {
                 if s.signup_ts == NEVER || e.ts < s.signup_ts {
@@ -95,7 +100,6 @@ impl Traders {
             Body::Login(_) => s.last_login_ts = s.last_login_ts.max(e.ts),
             Body::Deposit(d) if d.status == DepositStatus::Approved => {
                 s.deposit_count += 1;
-                s.deposit_sum += d.amount.as_f64();
                 s.deposit_total = s.deposit_total.plus(d.amount);
                 s.last_deposit_ts = s.last_deposit_ts.max(e.ts);
                 if s.first_deposit_ts == NEVER || e.ts < s.first_deposit_ts {
@@ -129,7 +133,7 @@ impl Traders {
     }
 
     pub fn segment(&self, s: &TraderState) -> Segment {
-        self.thresholds.classify(s.deposit_count, s.deposit_sum)
+        self.thresholds.classify(s.deposit_count, s.deposit_sum())
     }
 
     pub fn len(&self) -> usize {

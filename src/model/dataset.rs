@@ -215,7 +215,7 @@ pub fn snapshots(
                     let last = s.last_activity_ts();
                     last != crate::features::NEVER && last > at - ms
                 }
-                Population::Everyone => s.last_event_ts != crate::features::NEVER,
+                Population::Everyone => s.last_event_ts() != crate::features::NEVER,
             };
             if include {
                 space.vector(s, &traders.thresholds, at, &mut v);

@@ -211,7 +211,7 @@ fn save_shard(
         let record = TraderRecord {
             name: name.to_owned(),
             state: engine.traders.get(id).copied(),
-            alert: engine.risk.rules.states.get(id).copied(),
+            alert: engine.risk.rules.states.get(id).cloned(),
             scored: engine
                 .risk
                 .scorer
