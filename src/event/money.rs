@@ -36,12 +36,6 @@ impl Money {
     pub fn plus(self, other: Money) -> Money {
         Money(self.0.saturating_add(other.0))
     }
-
-    /// Exact difference; saturates instead of wrapping.
-    #[inline]
-    pub fn minus(self, other: Money) -> Money {
-        Money(self.0.saturating_sub(other.0))
-    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,7 @@
 //! its own decay factor, so the order of events does not change the sums.
 
 use crate::event::time::DAY_MS;
-use crate::event::{
-    Body, CampaignAction, DepositStatus, Event, Money, TradeStatus, WithdrawalStatus,
-};
+use crate::event::{Body, CampaignAction, DepositStatus, Event, TradeStatus, WithdrawalStatus};
 
 use super::state::NEVER;
 
@@ -61,10 +59,10 @@ pub struct Behaviour {
     /// Earliest event of any kind: tenure when the signup was not seen.
     #[serde(with = "crate::features::time_codec")]
     pub first_seen_ts: i64,
-    /// Approved withdrawals, lifetime (exact: independent of order).
-    pub withdrawn: Money,
-    /// Realised P&L, lifetime (exact).
-    pub pnl_total: Money,
+    /// Approved withdrawals, lifetime.
+    pub withdrawn: f64,
+    /// Realised P&L, lifetime.
+    pub pnl_total: f64,
     /// Gaps in days between active days: count, mean, sum of squared
     /// deviations (Welford), so mean and spread need no history.
     pub gap_n: u32,
@@ -84,8 +82,8 @@ impl Default for Behaviour {
             s30: [0.0; s30::N],
             s90: [0.0; s90::N],
             first_seen_ts: NEVER,
-            withdrawn: Money(0),
-            pnl_total: Money(0),
+            withdrawn: 0.0,
+            pnl_total: 0.0,
             gap_n: 0,
             gap_mean: 0.0,
             gap_m2: 0.0,
@@ -153,7 +151,7 @@ impl Behaviour {
             }
             Body::Withdrawal(w) => {
                 if w.status == WithdrawalStatus::Approved {
-                    self.withdrawn = self.withdrawn.plus(w.amount);
+                    self.withdrawn += w.amount.as_f64();
                 }
             }
             Body::Trade(tr) => {
@@ -170,7 +168,7 @@ impl Behaviour {
                     }
                     TradeStatus::Closed => {
                         let pnl = tr.pnl.map_or(0.0, |p| p.as_f64());
-                        self.pnl_total = self.pnl_total.plus(tr.pnl.unwrap_or(Money(0)));
+                        self.pnl_total += pnl;
                         self.add(t, &[Group::D30(s30::PNL)], pnl);
                         self.loss_streak = if pnl < 0.0 { self.loss_streak + 1 } else { 0 };
                     }

@@ -24,8 +24,12 @@ pub struct TraderState {
     pub second_deposit_ts: i64,
     /// Approved deposits.
     pub deposit_count: u32,
-    /// Sum of approved deposits, exact (the `traders` table; as a float
-    /// for features and segments, [`TraderState::deposit_sum`]).
+    /// Sum of approved deposits, as a float (features and segments; per
+    /// trader the order of events is fixed, so this is deterministic). The
+    /// trained model reads it: summing it exactly instead moves a fresh
+    /// training's weights by up to 3e-5, so it stays until a model change.
+    pub deposit_sum: f64,
+    /// Sum of approved deposits, exact (the `traders` table).
     pub deposit_total: Money,
     #[serde(with = "crate::features::time_codec")]
     pub last_trade_ts: i64,
@@ -46,6 +50,7 @@ impl Default for TraderState {
             first_deposit_ts: NEVER,
             second_deposit_ts: NEVER,
             deposit_count: 0,
+            deposit_sum: 0.0,
             deposit_total: Money(0),
             last_trade_ts: NEVER,
             last_deposit_ts: NEVER,
@@ -60,12 +65,6 @@ impl TraderState {
     /// Latest trade or approved deposit: what "active" means for churn.
     pub fn last_activity_ts(&self) -> i64 {
         self.last_trade_ts.max(self.last_deposit_ts)
-    }
-
-    /// Sum of approved deposits as a float: from the exact sum, so it does
-    /// not depend on the order deposits arrived in.
-    pub fn deposit_sum(&self) -> f64 {
-        self.deposit_total.as_f64()
     }
 
     /// Latest event time of any kind (`NEVER` before the first): the time
@@ -100,6 +99,7 @@ impl Traders {
             Body::Login(_) => s.last_login_ts = s.last_login_ts.max(e.ts),
             Body::Deposit(d) if d.status == DepositStatus::Approved => {
                 s.deposit_count += 1;
+                s.deposit_sum += d.amount.as_f64();
                 s.deposit_total = s.deposit_total.plus(d.amount);
                 s.last_deposit_ts = s.last_deposit_ts.max(e.ts);
                 if s.first_deposit_ts == NEVER || e.ts < s.first_deposit_ts {
@@ -133,7 +133,7 @@ impl Traders {
     }
 
     pub fn segment(&self, s: &TraderState) -> Segment {
-        self.thresholds.classify(s.deposit_count, s.deposit_sum())
+        self.thresholds.classify(s.deposit_count, s.deposit_sum)
     }
 
     pub fn len(&self) -> usize {

@@ -143,7 +143,7 @@ impl FeatureSpace {
         let (gap_mean, gap_sd) = b.usual_gap();
         let attempts = a30[s30::DEPOSIT_ATTEMPTS];
         let sent = a90[s90::CAMPAIGN_SENT];
-        let segment = thresholds.classify(s.deposit_count, s.deposit_sum());
+        let segment = thresholds.classify(s.deposit_count, s.deposit_sum);
         out.clear();
         out.extend_from_slice(&[
             since_activity,
@@ -176,18 +176,13 @@ impl FeatureSpace {
             } else {
                 0.0
             },
-            if s.deposit_sum() > 0.0 {
-                (b.withdrawn.as_f64() / s.deposit_sum()).min(5.0)
+            if s.deposit_sum > 0.0 {
+                (b.withdrawn / s.deposit_sum).min(5.0)
             } else {
                 0.0
             },
             slog(a30[s30::PNL]),
-            slog(
-                s.deposit_total
-                    .minus(b.withdrawn)
-                    .plus(b.pnl_total)
-                    .as_f64(),
-            ),
+            slog(s.deposit_sum - b.withdrawn + b.pnl_total),
             f64::from(b.loss_streak.min(50)),
             f64::from(b.instruments.count_ones()),
             sent,
