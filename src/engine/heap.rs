@@ -6,7 +6,7 @@
 //! `pulse bench --stages flood`).
 
 /// Snapshot captures at least this large are followed by a trim.
-pub const TRIM_AFTER_BYTES: usize = 64 << 20;
+pub const TRIM_AFTER_BYTES: usize = 8 << 20;
 
 /// Returns free heap pages to the operating system (glibc's
 /// `malloc_trim`); nothing where the allocator is another.
