@@ -276,8 +276,78 @@ pub fn fit(x: &[Vec<f64>], y: &[bool], p: ForestParams) -> Result<Vec<Tree>, Mod
     Ok(trees)
 }
 
-/// Mean leaf share over `trees`.
+/// Mean leaf share over `trees`. Trees are walked `LOCKSTEP` at a time in
+/// lockstep: one walk is a chain of dependent loads, and independent
+/// chains in one loop let the CPU overlap them (8 at a time measured the
+/// same as 4). The leaves are added in tree order from -0.0, as
+/// `Iterator::sum` does, so the score is bit for bit the one of walking
+/// the trees one by one.
 #[inline]
 pub fn predict(trees: &[Tree], x: &[f64]) -> f64 {
-    trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len().max(1) as f64
+    let mut sum = -0.0;
+    let mut groups = trees.chunks_exact(LOCKSTEP);
+    for group in &mut groups {
+        for leaf in leaves_in_lockstep(group, x) {
+            sum += leaf;
+        }
+    }
+    for t in groups.remainder() {
+        sum += t.predict(x);
+    }
+    sum / trees.len().max(1) as f64
+}
+
+/// Trees walked together by [`predict`].
+const LOCKSTEP: usize = 4;
+
+/// The leaf shares of `LOCKSTEP` trees for `x`, walked in lockstep.
+#[inline]
+fn leaves_in_lockstep(trees: &[Tree], x: &[f64]) -> [f64; LOCKSTEP] {
+    let mut at = [0u32; LOCKSTEP];
+    loop {
+        let mut moved = false;
+        for (t, i) in trees.iter().zip(at.iter_mut()) {
+            let n = &t.nodes[*i as usize];
+            if n.feature != LEAF {
+                *i = if x[n.feature as usize] < n.threshold {
+                    n.left
+                } else {
+                    n.right
+                };
+                moved = true;
+            }
+        }
+        if !moved {
+            return std::array::from_fn(|k| trees[k].nodes[at[k] as usize].value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockstep_walks_score_bit_for_bit_as_one_tree_at_a_time() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let x: Vec<Vec<f64>> = (0..600)
+            .map(|_| (0..6).map(|_| rng.random_range(-2.0..2.0)).collect())
+            .collect();
+        let y: Vec<bool> = x.iter().map(|r| r[0] + 0.5 * r[3] > 0.2).collect();
+        // 30 trees: seven groups of four and a remainder of two.
+        let params = ForestParams {
+            trees: 30,
+            min_leaf: 2.0,
+            ..ForestParams::default()
+        };
+        let trees = fit(&x, &y, params).expect("fits");
+        for row in x.iter().take(200) {
+            let one_by_one = trees.iter().map(|t| t.predict(row)).sum::<f64>() / trees.len() as f64;
+            assert_eq!(predict(&trees, row).to_bits(), one_by_one.to_bits());
+        }
+        assert_eq!(predict(&trees[..3], &x[0]).to_bits(), {
+            let s: f64 = trees[..3].iter().map(|t| t.predict(&x[0])).sum();
+            (s / 3.0).to_bits()
+        });
+    }
 }
