@@ -79,6 +79,19 @@ pub struct Tree {
 
 const LEAF: u32 = u32::MAX;
 
+impl Node {
+    /// The child `x` goes to at this split: left when `x[f] < threshold`,
+    /// as linfa (so a NaN goes right).
+    #[inline]
+    fn child(&self, x: &[f64]) -> u32 {
+        if x[self.feature as usize] < self.threshold {
+            self.left
+        } else {
+            self.right
+        }
+    }
+}
+
 impl From<TreeArrays> for Tree {
     fn from(a: TreeArrays) -> Self {
         let n = a.feature.len();
@@ -125,12 +138,7 @@ impl Tree {
     pub fn predict(&self, x: &[f64]) -> f64 {
         let mut n = &self.nodes[0];
         while n.feature != LEAF {
-            let next = if x[n.feature as usize] < n.threshold {
-                n.left
-            } else {
-                n.right
-            };
-            n = &self.nodes[next as usize];
+            n = &self.nodes[n.child(x) as usize];
         }
         n.value
     }
@@ -140,9 +148,8 @@ impl Tree {
     pub fn explain(&self, x: &[f64], contrib: &mut [f64]) {
         let mut n = &self.nodes[0];
         while n.feature != LEAF {
-            let f = n.feature as usize;
-            let next = &self.nodes[if x[f] < n.threshold { n.left } else { n.right } as usize];
-            contrib[f] += next.value - n.value;
+            let next = &self.nodes[n.child(x) as usize];
+            contrib[n.feature as usize] += next.value - n.value;
             n = next;
         }
     }
@@ -276,12 +283,11 @@ pub fn fit(x: &[Vec<f64>], y: &[bool], p: ForestParams) -> Result<Vec<Tree>, Mod
     Ok(trees)
 }
 
-/// Mean leaf share over `trees`. Trees are walked `LOCKSTEP` at a time in
-/// lockstep: one walk is a chain of dependent loads, and independent
-/// chains in one loop let the CPU overlap them (8 at a time measured the
-/// same as 4). The leaves are added in tree order from -0.0, as
-/// `Iterator::sum` does, so the score is bit for bit the one of walking
-/// the trees one by one.
+/// Mean leaf share over `trees`. Trees are walked `LOCKSTEP` at a time:
+/// one walk is a chain of dependent loads, and independent chains in one
+/// loop let the CPU overlap them (8 at a time measured the same as 4).
+/// The leaves are added in tree order from -0.0, as `Iterator::sum` does,
+/// so the score is bit for bit the one of walking the trees one by one.
 #[inline]
 pub fn predict(trees: &[Tree], x: &[f64]) -> f64 {
     let mut sum = -0.0;
@@ -309,11 +315,7 @@ fn leaves_in_lockstep(trees: &[Tree], x: &[f64]) -> [f64; LOCKSTEP] {
         for (t, i) in trees.iter().zip(at.iter_mut()) {
             let n = &t.nodes[*i as usize];
             if n.feature != LEAF {
-                *i = if x[n.feature as usize] < n.threshold {
-                    n.left
-                } else {
-                    n.right
-                };
+                *i = n.child(x);
                 moved = true;
             }
         }
