@@ -7,14 +7,20 @@ SELECT channel, cohort_7d, ftd_7d,
        cohort_30d, second_deposit_30d,
        CAST(second_deposit_30d AS DOUBLE) / nullif(cohort_30d, 0) AS second_deposit_rate_30d
 FROM (
+    -- Ages once per trader (as_of - signup_ts), not once per condition.
     SELECT channel,
-           count(*) FILTER (WHERE signup_ts >= as_of - 37 * 86400000 AND signup_ts < as_of - 7 * 86400000) AS cohort_7d,
-           count(*) FILTER (WHERE signup_ts >= as_of - 37 * 86400000 AND signup_ts < as_of - 7 * 86400000
-                            AND first_deposit_ts - signup_ts <= 7 * 86400000) AS ftd_7d,
-           count(*) FILTER (WHERE signup_ts >= as_of - 60 * 86400000 AND signup_ts < as_of - 30 * 86400000) AS cohort_30d,
-           count(*) FILTER (WHERE signup_ts >= as_of - 60 * 86400000 AND signup_ts < as_of - 30 * 86400000
-                            AND second_deposit_ts - signup_ts <= 30 * 86400000) AS second_deposit_30d
-    FROM traders
-    WHERE signup_ts IS NOT NULL
+           count(*) FILTER (WHERE age > 7 * 86400000 AND age <= 37 * 86400000) AS cohort_7d,
+           count(*) FILTER (WHERE age > 7 * 86400000 AND age <= 37 * 86400000
+                            AND to_first <= 7 * 86400000) AS ftd_7d,
+           count(*) FILTER (WHERE age > 30 * 86400000 AND age <= 60 * 86400000) AS cohort_30d,
+           count(*) FILTER (WHERE age > 30 * 86400000 AND age <= 60 * 86400000
+                            AND to_second <= 30 * 86400000) AS second_deposit_30d
+    FROM (
+        SELECT channel, as_of - signup_ts AS age,
+               first_deposit_ts - signup_ts AS to_first,
+               second_deposit_ts - signup_ts AS to_second
+        FROM traders
+        WHERE signup_ts IS NOT NULL
+    ) signed_up
     GROUP BY channel
 ) cohorts

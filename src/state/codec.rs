@@ -12,7 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The format version of the records this build writes and reads.
-pub const FORMAT_VERSION: u16 = 4;
+// 5: the `traders` captures (merge checkpoints, scale-out partials) carry
+// `channel` and `segment` as Utf8View.
+pub const FORMAT_VERSION: u16 = 5;
 
 const MAGIC: &[u8; 2] = b"PS";
 
