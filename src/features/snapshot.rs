@@ -1,5 +1,6 @@
-//! The `traders` table: a snapshot of per-trader state as Arrow, built at
-//! most once per emission cycle and only when a pipeline reads it.
+//! The `traders` table: a snapshot of per-trader state as Arrow, captured
+//! at each boundary of a snapshot pipeline's interval, and only when a
+//! pipeline reads it.
 
 use std::sync::Arc;
 

@@ -11,9 +11,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The format version of the records this build writes and reads.
-// 5: the `traders` captures (merge checkpoints, scale-out partials) carry
-// `channel` and `segment` as Utf8View.
+/// The format version of the records this build writes and reads (5:
+/// the `traders` captures in merge checkpoints and scale-out partials
+/// carry `channel` and `segment` as Utf8View).
 pub const FORMAT_VERSION: u16 = 5;
 
 const MAGIC: &[u8; 2] = b"PS";
