@@ -25,12 +25,15 @@ SELECT window_start, CAST(sum(n) AS DOUBLE) AS n, CAST(sum(amount) AS DOUBLE) AS
 FROM slices GROUP BY window_start
 ";
 
-/// A folder holding only the hop pipeline, once per test process.
-fn pipelines() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pulse-hop-props-{}", std::process::id()));
+/// An engine running only the hop pipeline; its folder is removed once the
+/// plans are read, so test runs leave nothing behind in the temp dir.
+fn hop_engine() -> Engine {
+    let dir: PathBuf = std::env::temp_dir().join(format!("pulse-hop-props-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(dir.join("hop.sql"), HOP).expect("pipeline file");
-    dir
+    let engine = Engine::new(EngineConfig::default(), Some(&dir)).expect("plans");
+    std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    engine
 }
 
 proptest! {
@@ -41,7 +44,7 @@ proptest! {
         mut events in proptest::collection::vec((0..10 * DAY_MS, 1_i64..5_000_000_000, 0_u8..20), 1..200),
     ) {
         events.sort();
-        let mut e = Engine::new(EngineConfig::default(), Some(&pipelines())).expect("plans");
+        let mut e = hop_engine();
         for (i, (at, micros, trader)) in events.iter().enumerate() {
             let line = format!(
                 r#"{{"event_id":"e{i}","type":"deposit","trader_id":"t{trader}","ts":"{}","amount":{}.{:06},"currency":"BRL","method":"pix","status":"approved"}}"#,

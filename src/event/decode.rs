@@ -9,6 +9,7 @@ use super::model::*;
 use super::money::Money;
 use super::raw::{BStr, RawEvent, RawTs, RawVisitor};
 use super::reason::{Invalid, Reason, quote};
+use super::scan::scan;
 use super::time::{DAY_MS, HOUR_MS, parse_rfc3339_ms};
 
 /// Validation limits of the decoder.
@@ -120,12 +121,10 @@ impl Decoder {
                 "bytes are not valid UTF-8",
             ));
         };
-        let mut fault = None;
-        let mut de = serde_json::Deserializer::from_str(text);
-        let raw = de
-            .deserialize_map(RawVisitor { fault: &mut fault })
-            .and_then(|raw| de.end().map(|()| raw))
-            .map_err(|e| classify(e, fault))?;
+        let raw = match scan(text) {
+            Some(raw) => raw,
+            None => read_with_serde(text)?,
+        };
         self.validate(raw, now_ms, fallback_type, shard)
     }
 
@@ -374,6 +373,16 @@ fn closed<T>(
             format!("{} is not one of {}", quote(s), names.join(", ")),
         )
     })
+}
+
+/// The first decoding stage through serde_json: every line the fast path
+/// ([`scan`]) leaves, and the judge of every error.
+pub(super) fn read_with_serde(text: &str) -> Result<RawEvent<'_>, Invalid> {
+    let mut fault = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(RawVisitor { fault: &mut fault })
+        .and_then(|raw| de.end().map(|()| raw))
+        .map_err(|e| classify(e, fault))
 }
 
 /// Turns a serde_json failure into a reason.

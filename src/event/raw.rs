@@ -14,6 +14,7 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use super::reason::Invalid;
 
 /// A string borrowed from the input when possible.
+#[derive(Debug, PartialEq)]
 pub(crate) struct BStr<'a>(pub Cow<'a, str>);
 
 impl<'de: 'a, 'a> de::Deserialize<'de> for BStr<'a> {
@@ -36,6 +37,7 @@ impl<'de: 'a, 'a> de::Deserialize<'de> for BStr<'a> {
 }
 
 /// `ts` as it appears in the JSON: epoch milliseconds or a string.
+#[derive(Debug, PartialEq)]
 pub(crate) enum RawTs<'a> {
     Millis(i64),
     Text(Cow<'a, str>),
@@ -78,7 +80,7 @@ impl<'de: 'a, 'a> de::Deserialize<'de> for RawTs<'a> {
 
 /// Every field of the contract, each optional; which are required depends on
 /// `type` and is checked in the second stage.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct RawEvent<'a> {
     pub event_id: Option<BStr<'a>>,
     pub kind: Option<BStr<'a>>,
