@@ -9,7 +9,7 @@ use super::model::*;
 use super::money::Money;
 use super::raw::{BStr, RawEvent, RawTs, RawVisitor};
 use super::reason::{Invalid, Reason, quote};
-use super::scan::scan;
+use super::scan::scan_into;
 use super::time::{DAY_MS, HOUR_MS, parse_rfc3339_ms};
 
 /// Validation limits of the decoder.
@@ -121,16 +121,16 @@ impl Decoder {
                 "bytes are not valid UTF-8",
             ));
         };
-        let raw = match scan(text) {
-            Some(raw) => raw,
-            None => read_with_serde(text)?,
-        };
-        self.validate(raw, now_ms, fallback_type, shard)
+        let mut raw = RawEvent::default();
+        if scan_into(text, &mut raw).is_none() {
+            raw = read_with_serde(text)?;
+        }
+        self.validate(&raw, now_ms, fallback_type, shard)
     }
 
     fn validate(
         &mut self,
-        raw: RawEvent<'_>,
+        raw: &RawEvent<'_>,
         now_ms: i64,
         fallback_type: Option<EventType>,
         shard: u32,

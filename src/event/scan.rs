@@ -15,13 +15,21 @@ use std::borrow::Cow;
 use super::raw::{BStr, RawEvent, RawTs};
 
 /// The fields of `text`, or `None` when the serde path has to decide.
+#[cfg(test)]
 pub(crate) fn scan(text: &str) -> Option<RawEvent<'_>> {
+    let mut raw = RawEvent::default();
+    scan_into(text, &mut raw).map(|()| raw)
+}
+
+/// Fills `raw` (default on entry) with the fields of `text`; `None` when the
+/// serde path has to decide, `raw` then partly filled. Filled in place: the
+/// raw fields are a few hundred bytes, which a returned value would copy.
+pub(crate) fn scan_into<'a>(text: &'a str, raw: &mut RawEvent<'a>) -> Option<()> {
     let mut s = Scanner {
         text,
         b: text.as_bytes(),
         i: 0,
     };
-    let mut raw = RawEvent::default();
     s.ws();
     s.eat(b'{')?;
     s.ws();
@@ -73,7 +81,7 @@ pub(crate) fn scan(text: &str) -> Option<RawEvent<'_>> {
         }
     }
     s.ws();
-    (s.i == s.b.len()).then_some(raw)
+    (s.i == s.b.len()).then_some(())
 }
 
 /// Powers of ten a double holds exactly.
