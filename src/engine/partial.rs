@@ -12,6 +12,7 @@
 //! its merge state is checkpointed with shard `k`.
 
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 use crate::pipeline::{Input, Planned};
 use crate::state::{CodecError, decode, encode};
@@ -34,10 +35,12 @@ pub struct Partial {
     pub more: bool,
     /// The input ended (`--exit-when-idle`): partial windows may close.
     pub last: bool,
-    /// Closed rows: (table, from, to, Arrow IPC batch).
-    pub tables: Vec<(u8, i64, i64, Vec<u8>)>,
+    /// Closed rows: (table, from, to, Arrow IPC batch). The batches are
+    /// byte strings to serde (`ByteBuf`): postcard copies them whole, where
+    /// a `Vec<u8>` went element by element (the same bytes on the wire).
+    pub tables: Vec<(u8, i64, i64, ByteBuf)>,
     /// Captured `traders` snapshots: (interval, as of, Arrow IPC batch).
-    pub captures: Vec<(i64, i64, Vec<u8>)>,
+    pub captures: Vec<(i64, i64, ByteBuf)>,
     /// Wall-clock time it was sent (ms): only for the merge delay metric,
     /// never for an output.
     pub sent_at_ms: i64,
@@ -222,11 +225,56 @@ mod tests {
             hi: 86_400_000,
             more: true,
             last: false,
-            tables: vec![(1, 0, 60_000, vec![1, 2, 3])],
-            captures: vec![(86_400_000, 86_400_000, vec![4])],
+            tables: vec![(1, 0, 60_000, ByteBuf::from(vec![1, 2, 3]))],
+            captures: vec![(86_400_000, 86_400_000, ByteBuf::from(vec![4]))],
             sent_at_ms: 1,
         };
         assert_eq!(Partial::from_bytes(&p.to_bytes()).ok(), Some(p));
         assert!(Partial::from_bytes(b"nonsense").is_err());
+    }
+
+    /// The layout before the batches became byte strings, kept to show
+    /// that records written by either read by the other.
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct PartialWithVecs {
+        source: u32,
+        sources: u32,
+        hi: i64,
+        more: bool,
+        last: bool,
+        tables: Vec<(u8, i64, i64, Vec<u8>)>,
+        captures: Vec<(i64, i64, Vec<u8>)>,
+        sent_at_ms: i64,
+    }
+
+    #[test]
+    fn byte_strings_keep_the_wire_format_of_byte_vectors() {
+        let batch: Vec<u8> = (0..=255).chain(0..300).map(|b| b as u8).collect();
+        let new = Partial {
+            source: 1,
+            sources: 2,
+            hi: 5,
+            more: false,
+            last: true,
+            tables: vec![(2, -1, 9, ByteBuf::from(batch.clone()))],
+            captures: vec![(7, 8, ByteBuf::from(vec![0x80; 200]))],
+            sent_at_ms: 3,
+        };
+        let old = PartialWithVecs {
+            source: 1,
+            sources: 2,
+            hi: 5,
+            more: false,
+            last: true,
+            tables: vec![(2, -1, 9, batch)],
+            captures: vec![(7, 8, vec![0x80; 200])],
+            sent_at_ms: 3,
+        };
+        let bytes = new.to_bytes();
+        assert_eq!(bytes, crate::state::encode(&old));
+        assert_eq!(
+            crate::state::decode::<PartialWithVecs>(&bytes).ok(),
+            Some(old)
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_bytes::ByteBuf;
+
 use super::partial::{Partial, ROWS_PER_PART};
 use super::{Engine, Processed};
 use crate::event::{Invalid, Reason};
@@ -125,9 +127,12 @@ impl Engine {
                     Kind::Capture(every, _) => need.captures.contains(&every),
                 }) {
                     match p.what {
-                        Kind::Table(t, lo, hi) => cur.tables.push((t, lo, hi, p.bytes.clone())),
+                        Kind::Table(t, lo, hi) => {
+                            cur.tables.push((t, lo, hi, ByteBuf::from(p.bytes.clone())))
+                        }
                         Kind::Capture(every, as_of) => {
-                            cur.captures.push((every, as_of, p.bytes.clone()))
+                            cur.captures
+                                .push((every, as_of, ByteBuf::from(p.bytes.clone())))
                         }
                     }
                     rows += p.rows;
