@@ -22,7 +22,7 @@ pub use kafka::{
     Admin, Delivery, KafkaDurability, KafkaError, StateSettings, create_erasure_topic,
     create_partials_topic, install_hook,
 };
-pub use message::{From, Message};
+pub use message::{From, Headers, Message};
 pub use sinks::{RecordSink, Sinks};
 pub use source::{FileSource, Polled, ReadError, SimSource, Source};
 pub use status::publish;

@@ -286,7 +286,7 @@ fn source_headers<'a>(m: &Message<'a>, headers: &mut Vec<(&'a str, Vec<u8>)>) {
         headers.push(("pulse.source.partition", partition.to_string().into_bytes()));
         headers.push(("pulse.source.offset", offset.to_string().into_bytes()));
     }
-    for (k, v) in &m.headers {
+    for (k, v) in m.headers.read() {
         headers.push((k, v.to_vec()));
     }
 }

@@ -7,7 +7,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::message::{From, Message};
+use super::message::{From, Headers, Message};
 use crate::sim::{SimConfig, SimEvent, Simulator};
 use crate::source::{KafkaSource, Line, LineReader};
 
@@ -86,7 +86,6 @@ impl<'a> KafkaMessage<'a> {
     pub fn as_message(&self) -> Message<'_> {
         use rdkafka::message::Message as _;
         let m = &self.message;
-        let headers = KafkaSource::headers(m);
         Message {
             bytes: m.payload().unwrap_or_default(),
             too_long: None,
@@ -99,7 +98,7 @@ impl<'a> KafkaMessage<'a> {
                 offset: self.offset,
             },
             key: m.key().unwrap_or_default(),
-            headers,
+            headers: Headers::Kafka(m),
         }
     }
 }
@@ -159,7 +158,7 @@ impl Source {
                     fallback_type: None,
                     from: From::File { line },
                     key: &[],
-                    headers: Vec::new(),
+                    headers: Headers::None,
                 }))
             }
             Source::Simulator(s) => {
@@ -195,7 +194,7 @@ impl Source {
                     fallback_type: None,
                     from: From::Simulator { seq: s.seq },
                     key: &[],
-                    headers: Vec::new(),
+                    headers: Headers::None,
                 }))
             }
             Source::Kafka(k) => Ok(match k.poll(timeout) {

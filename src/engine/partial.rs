@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::pipeline::{Input, Planned};
-use crate::state::{CodecError, decode, encode};
+use crate::state::{CodecError, decode, encode_sized};
 
 /// Rows per message part: a partial stays far below the message size limit.
 pub const ROWS_PER_PART: usize = 4_096;
@@ -48,7 +48,10 @@ pub struct Partial {
 
 impl Partial {
     pub fn to_bytes(&self) -> Vec<u8> {
-        encode(self)
+        // Each entry's numbers take at most 30 bytes.
+        let batches: usize = self.tables.iter().map(|t| t.3.len() + 30).sum::<usize>()
+            + self.captures.iter().map(|c| c.2.len() + 30).sum::<usize>();
+        encode_sized(self, 64 + batches)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {

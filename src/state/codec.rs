@@ -50,7 +50,14 @@ pub fn body(bytes: &[u8]) -> Result<&[u8], CodecError> {
 
 /// Encodes a value.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+    encode_sized(v, 64)
+}
+
+/// As [`encode`], into a buffer of `capacity` bytes at first (the size of
+/// what `v` holds, when it holds large byte strings: growing the buffer
+/// step by step copied them several times).
+pub fn encode_sized<T: Serialize>(v: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     header(&mut out);
     // Serialising plain data into a Vec cannot fail.
     postcard::to_extend(v, out).unwrap_or_default()

@@ -19,7 +19,9 @@ mod load;
 mod save;
 
 pub use cache::{Cached, LocalCache};
-pub use codec::{CodecError, FORMAT_VERSION, decode, decode_batch, encode, encode_batch};
+pub use codec::{
+    CodecError, FORMAT_VERSION, decode, decode_batch, encode, encode_batch, encode_sized,
+};
 pub use keys::Key;
 pub use load::{Corrupt, Record, RestoreError, Restored, restore_shard};
 pub use save::{
