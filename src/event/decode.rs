@@ -376,7 +376,7 @@ fn closed<T>(
 }
 
 /// The first decoding stage through serde_json: every line the fast path
-/// ([`scan`]) leaves, and the judge of every error.
+/// ([`scan_into`]) leaves, and the judge of every error.
 pub(super) fn read_with_serde(text: &str) -> Result<RawEvent<'_>, Invalid> {
     let mut fault = None;
     let mut de = serde_json::Deserializer::from_str(text);

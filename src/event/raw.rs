@@ -45,6 +45,18 @@ pub(crate) enum RawTs<'a> {
     BadNumber(f64),
 }
 
+impl RawTs<'_> {
+    /// A `ts` the JSON gives as a double: milliseconds when integral.
+    pub(crate) fn from_f64(v: f64) -> Self {
+        let integral = v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15;
+        if integral {
+            RawTs::Millis(v as i64)
+        } else {
+            RawTs::BadNumber(v)
+        }
+    }
+}
+
 impl<'de: 'a, 'a> de::Deserialize<'de> for RawTs<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -60,12 +72,7 @@ impl<'de: 'a, 'a> de::Deserialize<'de> for RawTs<'a> {
                 Ok(i64::try_from(v).map_or(RawTs::BadNumber(v as f64), RawTs::Millis))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                let integral = v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15;
-                Ok(if integral {
-                    RawTs::Millis(v as i64)
-                } else {
-                    RawTs::BadNumber(v)
-                })
+                Ok(RawTs::from_f64(v))
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
                 Ok(RawTs::Text(Cow::Borrowed(v)))

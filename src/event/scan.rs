@@ -237,13 +237,7 @@ impl<'a> Scanner<'a> {
                     let v = n.significand as i64;
                     return Some(Some(RawTs::Millis(if n.negative { -v } else { v })));
                 }
-                let v = n.to_f64();
-                let integral = v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15;
-                Some(Some(if integral {
-                    RawTs::Millis(v as i64)
-                } else {
-                    RawTs::BadNumber(v)
-                }))
+                Some(Some(RawTs::from_f64(n.to_f64())))
             }
         }
     }
