@@ -117,5 +117,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for (name, s) in &r.pipeline_seconds {
         println!("    {name:<20} {s:>8.3} s");
     }
+    println!(
+        "  traders snapshots (captures the snapshot pipelines read): {:.3} s",
+        r.capture_seconds
+    );
     Ok(())
 }

@@ -72,6 +72,8 @@ pub struct Kpis {
     /// Smallest step of any pipeline.
     pub base_step: i64,
     pub metrics: Option<Arc<Mutex<Metrics>>>,
+    /// Time spent building `traders` snapshots (for `pulse bench`).
+    pub capture_spent: std::time::Duration,
 }
 
 /// `t` rounded up to a multiple of `step`.
@@ -120,6 +122,7 @@ impl Kpis {
             rt,
             base_step,
             metrics: None,
+            capture_spent: std::time::Duration::ZERO,
         }
     }
 
@@ -190,7 +193,9 @@ impl Kpis {
             };
             while b <= upto {
                 if has_traders {
+                    let started = Instant::now();
                     let batch = traders_batch(traders, symbols, b, shard);
+                    self.capture_spent += started.elapsed();
                     self.captures
                         .entry((every, b))
                         .or_default()
