@@ -19,6 +19,7 @@ use super::metrics::RiskMetrics;
 use super::rules::{Ctx, TraderRules};
 use super::sent::SentIds;
 use crate::event::{Body, Event, Interner, fixed_hasher};
+use crate::features::TraderState;
 use crate::model::{Model, ModelError, OnlineScorer};
 
 /// Reasons listed in a churn_risk alert.
@@ -270,9 +271,13 @@ impl Risk {
             return;
         };
         let before = scorer.scored;
-        for id in scorer.take_dirty(shard) {
-            score_one(scorer, &mut self.rules, &mut self.pending, id, now, ctx);
-        }
+        let (rules, pending) = (&mut self.rules, &mut self.pending);
+        let mut on_score = |scorer: &OnlineScorer, id, s: &TraderState, p| {
+            let reasons = || scorer.reasons(s, ctx.traders, now, REASONS);
+            rules.on_score(id, p, &scorer.model, reasons, now, ctx, pending);
+        };
+        let dirty = scorer.take_dirty(shard);
+        scorer.score_each(&dirty, ctx.traders, now, &mut on_score);
         // Then everyone not scored recently (the changed traders were just
         // scored, so nobody is scored twice in one tick).
         if let Some(t) = stale_before {
@@ -282,9 +287,7 @@ impl Risk {
                 .map(|(id, _)| id)
                 .filter(|&id| !scorer.scored_after(id, t))
                 .collect();
-            for id in stale {
-                score_one(scorer, &mut self.rules, &mut self.pending, id, now, ctx);
-            }
+            scorer.score_each(&stale, ctx.traders, now, &mut on_score);
         }
         if let Some(m) = &self.metrics {
             m.scored(scorer.scored - before);
@@ -333,25 +336,4 @@ impl Risk {
             + self.scorer.as_ref().map_or(0, OnlineScorer::heap_bytes)
             + self.sent.iter().map(SentIds::heap_bytes).sum::<usize>()
     }
-}
-
-/// Scores trader `id` and runs the churn_risk rule on the score.
-fn score_one(
-    scorer: &mut OnlineScorer,
-    rules: &mut TraderRules,
-    pending: &mut Vec<Alert>,
-    id: u32,
-    now: i64,
-    ctx: &Ctx,
-) {
-    let Some(s) = ctx.traders.get(id) else {
-        return;
-    };
-    let Some(p) = scorer.score(id, s, ctx.traders, now) else {
-        return;
-    };
-    let model = scorer.model.clone();
-    let scorer = &*scorer;
-    let reasons = || scorer.reasons(s, ctx.traders, now, REASONS);
-    rules.on_score(id, p, &model, reasons, now, ctx, pending);
 }

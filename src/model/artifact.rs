@@ -152,6 +152,26 @@ impl Estimator {
         }
     }
 
+    /// [`Estimator::predict`] of each row of `rows` (`width` features each)
+    /// into `out`, bit for bit; the forest is walked tree by tree over the
+    /// rows (see [`forest::predict_rows`]).
+    pub fn predict_rows(&self, rows: &[f64], width: usize, out: &mut Vec<f64>) {
+        let zs = rows.chunks_exact(width.max(1));
+        match self {
+            Estimator::Logistic(l) => {
+                out.clear();
+                out.extend(zs.map(|z| l.predict(z)));
+            }
+            Estimator::Forest { trees } => forest::predict_rows(trees, rows, width, out),
+            Estimator::Blend { logistic, trees } => {
+                forest::predict_rows(trees, rows, width, out);
+                for (p, z) in out.iter_mut().zip(zs) {
+                    *p = 0.5 * (logistic.predict(z) + *p);
+                }
+            }
+        }
+    }
+
     /// Per feature, how much it moved the score of `z` (probability units;
     /// the logistic part converts log-odds with the slope at its score).
     pub fn contributions(&self, z: &[f64]) -> Vec<f64> {

@@ -47,10 +47,17 @@ pub struct OnlineScorer {
     pub counts: [i64; 4],
     pub scored: u64,
     buf: Vec<f64>,
+    /// A block's standardised feature rows and raw scores (`score_each`).
+    rows: Vec<f64>,
+    raw: Vec<f64>,
     /// The model's scaling as (mean, 1 / std): a multiply per feature on
     /// the hot path instead of a divide.
     scale: Vec<(f64, f64)>,
 }
+
+/// Traders scored together by [`OnlineScorer::score_each`]: their feature
+/// rows (a few hundred bytes each) stay in cache while each tree is walked.
+const BLOCK: usize = 256;
 
 fn model_scale(model: &Model) -> Vec<(f64, f64)> {
     model
@@ -75,6 +82,8 @@ impl OnlineScorer {
             counts: [0; 4],
             scored: 0,
             buf: Vec::new(),
+            rows: Vec::new(),
+            raw: Vec::new(),
             scale,
         }
     }
@@ -180,34 +189,57 @@ impl OnlineScorer {
         }
     }
 
-    /// Scores trader `id` as of `now`; `None` when it is outside the
-    /// model's population (never active, or inactive for too long).
-    pub fn score(
+    /// Scores `ids` as of `now`, in order, handing each score to `each`
+    /// with the trader's state. A trader outside the model's population
+    /// (never active, or inactive for too long) loses its band and is
+    /// skipped. Traders go in blocks: the features of a block first, then
+    /// the forest walked tree by tree over the block
+    /// ([`crate::model::forest::predict_rows`]), with scores bit for bit
+    /// those of one trader at a time.
+    pub fn score_each(
         &mut self,
-        id: TraderId,
-        s: &TraderState,
+        ids: &[TraderId],
         traders: &Traders,
         now: i64,
-    ) -> Option<f64> {
-        let last = s.last_activity_ts();
-        if last == NEVER || now - last > self.active_within_ms {
-            self.set_band(id, None);
-            return None;
-        }
+        mut each: impl FnMut(&Self, TraderId, &TraderState, f64),
+    ) {
         let mut buf = std::mem::take(&mut self.buf);
-        self.space.vector(s, &traders.thresholds, now, &mut buf);
-        for (v, (mean, inv)) in buf.iter_mut().zip(&self.scale) {
-            *v = (*v - mean) * inv;
+        let mut rows = std::mem::take(&mut self.rows);
+        let mut raw = std::mem::take(&mut self.raw);
+        let mut kept: Vec<(TraderId, &TraderState)> = Vec::with_capacity(BLOCK.min(ids.len()));
+        let mut width = 0;
+        for block in ids.chunks(BLOCK) {
+            rows.clear();
+            kept.clear();
+            for &id in block {
+                let Some(s) = traders.get(id) else {
+                    continue;
+                };
+                let last = s.last_activity_ts();
+                if last == NEVER || now - last > self.active_within_ms {
+                    self.set_band(id, None);
+                    continue;
+                }
+                self.space.vector(s, &traders.thresholds, now, &mut buf);
+                for (v, (mean, inv)) in buf.iter_mut().zip(&self.scale) {
+                    *v = (*v - mean) * inv;
+                }
+                width = buf.len();
+                rows.extend_from_slice(&buf);
+                kept.push((id, s));
+            }
+            self.model.estimator.predict_rows(&rows, width, &mut raw);
+            for (&(id, s), &r) in kept.iter().zip(&raw) {
+                let p = self.model.calibration.apply(r);
+                self.scored += 1;
+                self.traders.get_mut(id).last = now;
+                self.set_band(id, Some(self.model.bands.band(p)));
+                each(self, id, s, p);
+            }
         }
-        let p = self
-            .model
-            .calibration
-            .apply(self.model.estimator.predict(&buf));
         self.buf = buf;
-        self.scored += 1;
-        self.traders.get_mut(id).last = now;
-        self.set_band(id, Some(self.model.bands.band(p)));
-        Some(p)
+        self.rows = rows;
+        self.raw = raw;
     }
 
     /// Whether trader `id` was scored after `t`.
@@ -229,5 +261,63 @@ impl OnlineScorer {
                 .iter()
                 .map(|l| l.capacity() * 4)
                 .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{Ingest, IngestConfig};
+    use crate::sim::{SimConfig, Simulator};
+
+    /// Traders scored together (in blocks, the forest walked tree by tree
+    /// over each) get the bits each gets scored alone, and the scorer ends
+    /// with the same bands, counts and skips.
+    #[test]
+    fn traders_scored_together_score_as_one_at_a_time() {
+        let text = Simulator::to_ndjson(SimConfig {
+            traders: 700,
+            days: 40,
+            ..SimConfig::default()
+        });
+        let mut ingest = Ingest::new(IngestConfig::default());
+        let mut traders = Traders::default();
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Ok(e) = ingest.decode(line, i64::MAX / 2, None, 0) {
+                traders.apply(&e);
+            }
+        }
+        let now = traders
+            .iter()
+            .map(|(_, s)| s.last_event_ts())
+            .max()
+            .unwrap()
+            + 1;
+        let ids: Vec<TraderId> = traders.iter().map(|(id, _)| id).collect();
+        let model = Arc::new(Model::bundled());
+        let symbols = &mut ingest.decoder.symbols;
+        let mut together = OnlineScorer::new(model.clone(), symbols);
+        let mut got = Vec::new();
+        together.score_each(&ids, &traders, now, |_, id, _, p| {
+            got.push((id, p.to_bits()))
+        });
+        let mut alone = OnlineScorer::new(model, symbols);
+        let mut want = Vec::new();
+        for id in &ids {
+            let one = std::slice::from_ref(id);
+            alone.score_each(one, &traders, now, |_, id, _, p| {
+                want.push((id, p.to_bits()))
+            });
+        }
+        assert_eq!(got, want);
+        // More than one block of 256, and some traders outside the model's
+        // population (skipped, no band).
+        assert!(got.len() > BLOCK, "{} scored", got.len());
+        assert!(got.len() < ids.len(), "all {} scored", ids.len());
+        assert_eq!(together.counts, alone.counts);
+        assert_eq!(together.scored, alone.scored);
+        for id in ids {
+            assert_eq!(together.traders.get(id), alone.traders.get(id));
+        }
     }
 }
