@@ -201,15 +201,15 @@ fn kpi_alert(
     } else {
         Severity::Warning
     };
-    let mut a = Alert::new(AlertKind::KpiDrop, &subject, stage, severity, end, p);
+    let mut a = Alert::new(AlertKind::KpiDrop, &subject, stage.into(), severity, end, p);
     a.reasons.push(AlertReason {
-        feature: rule.value.clone(),
+        feature: rule.value.clone().into(),
         value: round(latest).into(),
         baseline: Some(round(baseline).into()),
         contribution: None,
     });
     a.playbook = Some(super::rules::playbook(AlertKind::KpiDrop, ""));
-    a.kpi = Some(KpiRef {
+    a.kpi = Some(Box::new(KpiRef {
         pipeline: rule.pipeline.clone(),
         value: rule.value.clone(),
         labels,
@@ -217,6 +217,6 @@ fn kpi_alert(
         baseline: round(baseline),
         drop: round(drop),
         window_start: format_rfc3339_ms(p),
-    });
+    }));
     a
 }

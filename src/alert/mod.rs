@@ -14,9 +14,10 @@ mod schema;
 mod sent;
 mod sink;
 mod state;
+mod text;
 
 pub use config::{AlertRules, AlertsSection, KpiAgg, KpiDropRule};
-pub use contract::{Alert, AlertKind, AlertReason, KpiRef, Severity, alert_id};
+pub use contract::{Alert, AlertId, AlertKind, AlertReason, KpiRef, Severity, alert_id};
 pub use kpi_drop::{KpiDrop, KpiDropState, Series};
 pub use metrics::RiskMetrics;
 pub use risk::{Clock, Risk};
@@ -25,3 +26,4 @@ pub use schema::{ALERT_SCHEMA, AlertSchema, LineCheck, SchemaError, Violation};
 pub use sent::{SentBlock, SentIds};
 pub use sink::{AlertOutputs, RECENT_ALERTS, RecentAlert, RecentAlerts};
 pub use state::AlertState;
+pub use text::Text;

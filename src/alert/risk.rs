@@ -301,34 +301,41 @@ impl Risk {
     }
 
     /// Moves new alerts to `out`, dropping ids sent before (per shard for
-    /// trader alerts, `None` for KPI alerts).
+    /// trader alerts, `None` for KPI alerts). The new ones are kept in
+    /// place and appended at once: an alert is moved once, not twice.
     fn flush_pending(&mut self, shard: Option<u32>, out: &mut Vec<Alert>) {
         if self.pending.is_empty() {
             return;
         }
         let mut pending = std::mem::take(&mut self.pending);
-        for a in pending.drain(..) {
-            self.send(shard, a, out);
-        }
+        pending.retain(|a| self.is_new(shard, a));
+        out.append(&mut pending);
         self.pending = pending;
     }
 
     /// Moves one alert to `out` unless its id was sent before (trader
     /// alerts remember ids per shard, `None` for KPI alerts).
     pub fn send(&mut self, shard: Option<u32>, a: Alert, out: &mut Vec<Alert>) {
-        let fingerprint = self.hasher.hash_one(&a.alert_id);
+        if self.is_new(shard, &a) {
+            out.push(a);
+        }
+    }
+
+    /// True for an id not sent before (remembered from now on); a repeat
+    /// is counted.
+    fn is_new(&mut self, shard: Option<u32>, a: &Alert) -> bool {
+        let fingerprint = self.hasher.hash_one(a.alert_id);
         let new = match shard {
             Some(s) if a.kind != AlertKind::KpiDrop => self.sent(s).insert(fingerprint),
             _ => self.kpi_sent.insert(fingerprint),
         };
-        if new {
-            out.push(a);
-        } else {
+        if !new {
             self.duplicates[a.kind.index()] += 1;
             if let Some(m) = &self.metrics {
                 m.duplicate(a.kind);
             }
         }
+        new
     }
 
     pub fn heap_bytes(&self) -> usize {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::config::AlertRules;
 use super::contract::{Alert, AlertKind, AlertReason, Severity};
 use super::state::{AlertState, FAILED_RING, remember};
+use super::text::{ModelTexts, StageNames, Text, churn_stage};
 use crate::event::time::DAY_MS;
 use crate::event::{
     Body, DepositStatus, Event, Interner, ShardedNames, TraderId, WithdrawalStatus, shard_of,
@@ -29,7 +30,7 @@ impl Ctx<'_> {
         &self,
         kind: AlertKind,
         id: TraderId,
-        stage: String,
+        stage: Text,
         severity: Severity,
         event_ms: i64,
         window_ms: i64,
@@ -78,6 +79,7 @@ pub(super) fn playbook(kind: AlertKind, stage: &str) -> &'static str {
 #[derive(Clone, Copy)]
 struct Visit<'a> {
     cfg: &'a AlertRules,
+    names: &'a StageNames,
     id: TraderId,
     s: &'a TraderState,
     now: i64,
@@ -106,6 +108,9 @@ struct Wheel {
 /// The rules with their per-trader state.
 pub struct TraderRules {
     pub rules: AlertRules,
+    /// Stage names of `rules` (set once, with them).
+    names: StageNames,
+    model_texts: Option<ModelTexts>,
     /// Per-trader memory of the rules (part of the checkpoint).
     pub states: PerTrader<AlertState>,
     wheels: Vec<Wheel>,
@@ -114,6 +119,8 @@ pub struct TraderRules {
 impl TraderRules {
     pub fn new(rules: AlertRules) -> Self {
         Self {
+            names: StageNames::new(&rules),
+            model_texts: None,
             rules,
             states: PerTrader::default(),
             wheels: Vec::new(),
@@ -400,6 +407,7 @@ impl TraderRules {
             let st = self.states.get_mut(id);
             let visit = Visit {
                 cfg,
+                names: &self.names,
                 id,
                 s,
                 now,
@@ -438,12 +446,12 @@ impl TraderRules {
 
     /// `churn_risk` for a trader just scored at `now`.
     #[allow(clippy::too_many_arguments)]
-    pub fn on_score(
+    pub fn on_score<'m>(
         &mut self,
         id: TraderId,
         score: f64,
         model: &Model,
-        reasons: impl FnOnce() -> Vec<Reason>,
+        reasons: impl FnOnce() -> Vec<Reason<'m>>,
         now: i64,
         ctx: &Ctx,
         out: &mut Vec<Alert>,
@@ -474,18 +482,19 @@ impl TraderRules {
         let mut a = ctx.alert(
             AlertKind::ChurnRisk,
             id,
-            format!("churn_risk:{}", band.as_str()),
+            churn_stage(band).into(),
             severity,
             now,
             now.div_euclid(DAY_MS),
         );
         a.score = Some(crate::model::round6(score));
         a.band = Some(band.as_str());
-        a.model_version = Some(model.version.clone());
+        let texts = ModelTexts::of(&mut self.model_texts, model);
+        a.model_version = Some(texts.version.clone());
         a.reasons = reasons()
             .into_iter()
             .map(|r| AlertReason {
-                feature: r.feature,
+                feature: texts.feature(&r),
                 value: r.value.into(),
                 baseline: Some(r.baseline.into()),
                 contribution: Some(r.contribution),
@@ -539,6 +548,7 @@ fn activation(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
         s,
         now,
         ctx,
+        ..
     } = *v;
     if s.signup_ts == NEVER || s.deposit_count > 0 {
         return i64::MAX;
@@ -577,7 +587,12 @@ fn activation(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
 
 fn recovery(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
     let Visit {
-        cfg, id, now, ctx, ..
+        cfg,
+        names,
+        id,
+        now,
+        ctx,
+        ..
     } = *v;
     if st.failed_since == NEVER {
         return i64::MAX;
@@ -595,7 +610,7 @@ fn recovery(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
             } else {
                 Severity::Warning
             };
-            let stage = format!("recovery:D+{}", days[i]);
+            let stage = names.recovery[i].clone();
             let mut a = ctx.alert(AlertKind::DepositRecovery, id, stage, severity, due, since);
             a.reasons.push(AlertReason::new(
                 "days_since_failed_deposit",
@@ -619,6 +634,7 @@ fn inactivity(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
         s,
         now,
         ctx,
+        ..
     } = *v;
     let last = s.last_activity_ts();
     if last == NEVER {
@@ -650,7 +666,7 @@ fn inactivity(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) -> i64 {
             if vip && severity == Severity::Info {
                 severity = Severity::Warning;
             }
-            let stage = format!("inactivity:D+{tier}");
+            let stage = v.names.inactivity[i].clone();
             let mut a = ctx.alert(AlertKind::Inactivity, id, stage, severity, due, last);
             let idle_days = (now - last) as f64 / DAY_MS as f64;
             a.reasons.push(AlertReason::new(
@@ -670,6 +686,7 @@ fn vip_drop(v: &Visit, st: &mut AlertState, out: &mut Vec<Alert>) {
         s,
         now,
         ctx,
+        ..
     } = *v;
     let rule = &cfg.section.vip_drop;
     let (a7, _, a90) = s.behaviour.sums_at(now);

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use super::contract::{Alert, AlertKind};
 use super::metrics::RiskMetrics;
-use crate::event::time::format_rfc3339_ms;
 use crate::pipeline::NdjsonFile;
 use crate::sink::KafkaSink;
 
@@ -54,15 +53,14 @@ impl AlertOutputs {
             return;
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let emitted_at = format_rfc3339_ms(now_ms);
         for a in alerts {
-            self.emit_at(a, trigger, now_ms, &emitted_at);
+            self.emit_at(a, trigger, now_ms);
         }
     }
 
-    /// Sends `a` with `emitted_at`.
-    pub fn emit_at(&mut self, a: &mut Alert, trigger: Instant, now_ms: i64, emitted_at: &str) {
-        a.emitted_at = emitted_at.to_string();
+    /// Sends `a`, emitted at `now_ms` (wall clock).
+    pub fn emit_at(&mut self, a: &mut Alert, trigger: Instant, now_ms: i64) {
+        a.emitted_at = Some(now_ms);
         self.sent[a.kind.index()] += 1;
         if let Some(m) = &self.metrics {
             let latency = if self.latency_from_event_time {

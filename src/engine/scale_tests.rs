@@ -53,7 +53,7 @@ impl Seen {
                 .flat_map(|(_, r)| r.iter().map(|x| x.to_json().to_string())),
         );
         self.alerts
-            .extend(out.alerts.iter().map(|a| a.alert_id.clone()));
+            .extend(out.alerts.iter().map(|a| a.alert_id.to_string()));
         out.partials
     }
 }

@@ -19,6 +19,11 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 /// Writes `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ` into `out`, by hand because the
 /// simulator formats millions of them a second.
 pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
+    out.extend_from_slice(&rfc3339_ms_bytes(ms));
+}
+
+/// `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`, ASCII on the stack.
+pub fn rfc3339_ms_bytes(ms: i64) -> [u8; 24] {
     let days = ms.div_euclid(DAY_MS);
     let rem = ms.rem_euclid(DAY_MS);
     let (y, m, d) = civil_from_days(days);
@@ -43,7 +48,7 @@ pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
     put(&mut buf, 14, mm, 2);
     put(&mut buf, 17, ss, 2);
     put(&mut buf, 20, milli, 3);
-    out.extend_from_slice(&buf);
+    buf
 }
 
 /// `ms` as an RFC 3339 string with milliseconds.

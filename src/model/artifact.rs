@@ -280,8 +280,11 @@ pub struct Model {
 
 /// One reason behind a score: how much a feature moved it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reason {
-    pub feature: String,
+pub struct Reason<'a> {
+    /// The feature's name in the model, and its position there.
+    pub feature: &'a str,
+    #[serde(skip)]
+    pub index: usize,
     pub value: f64,
     /// Training mean of the feature.
     pub baseline: f64,
@@ -412,7 +415,7 @@ impl Model {
     }
 
     /// The `n` features that pushed the score of `raw` up the most.
-    pub fn reasons(&self, raw: &[f64], n: usize) -> Vec<Reason> {
+    pub fn reasons(&self, raw: &[f64], n: usize) -> Vec<Reason<'_>> {
         let mut z = raw.to_vec();
         self.standardise(&mut z);
         let contrib = self.estimator.contributions(&z);
@@ -421,7 +424,8 @@ impl Model {
         idx.into_iter()
             .take(n)
             .map(|i| Reason {
-                feature: self.features[i].name.clone(),
+                feature: &self.features[i].name,
+                index: i,
                 value: round6(raw[i]),
                 baseline: round6(self.features[i].mean),
                 contribution: round6(contrib[i]),

@@ -248,7 +248,13 @@ impl OnlineScorer {
     }
 
     /// The strongest reasons behind `s`'s score at `now`.
-    pub fn reasons(&self, s: &TraderState, traders: &Traders, now: i64, n: usize) -> Vec<Reason> {
+    pub fn reasons(
+        &self,
+        s: &TraderState,
+        traders: &Traders,
+        now: i64,
+        n: usize,
+    ) -> Vec<Reason<'_>> {
         let mut v = Vec::new();
         self.space.vector(s, &traders.thresholds, now, &mut v);
         self.model.reasons(&v, n)

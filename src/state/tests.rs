@@ -71,7 +71,7 @@ impl Outputs {
                 .map(|v| v.to_string()),
         );
         self.alerts
-            .extend(out.alerts.iter().map(|a: &Alert| a.alert_id.clone()));
+            .extend(out.alerts.iter().map(|a: &Alert| a.alert_id.to_string()));
     }
     fn sorted(mut self) -> (Vec<String>, Vec<String>) {
         self.rows.sort();
