@@ -65,15 +65,20 @@ impl TableProvider for SlotTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Columns are picked before batches are joined: only the columns
+        // the query reads are copied.
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
         let reader = SlotReader {
             slot: self.slot.clone(),
+            projection: projection.cloned().map(Arc::from),
+            schema: schema.clone(),
             next: 0,
         };
         let generator: Arc<RwLock<dyn LazyBatchGenerator>> = Arc::new(RwLock::new(reader));
-        Ok(Arc::new(
-            LazyMemoryExec::try_new(self.schema.clone(), vec![generator])?
-                .with_projection(projection.cloned()),
-        ))
+        Ok(Arc::new(LazyMemoryExec::try_new(schema, vec![generator])?))
     }
 }
 
@@ -94,6 +99,9 @@ const JOIN_ROWS: usize = 8192;
 #[derive(Debug)]
 struct SlotReader {
     slot: Slot,
+    /// The columns read (all when `None`), and their schema.
+    projection: Option<Arc<[usize]>>,
+    schema: SchemaRef,
     next: usize,
 }
 
@@ -122,15 +130,24 @@ impl LazyBatchGenerator for SlotReader {
             rows += b.num_rows();
             self.next += 1;
         }
+        let pick = |b: &RecordBatch| match &self.projection {
+            Some(p) => b.project(p),
+            None => Ok(b.clone()),
+        };
         match &slot[start..self.next] {
-            [one] => Ok(Some(one.clone())),
-            run => Ok(Some(concat_batches(&first.schema(), run)?)),
+            [one] => Ok(Some(pick(one)?)),
+            run => {
+                let picked = run.iter().map(pick).collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(concat_batches(&self.schema, &picked)?))
+            }
         }
     }
 
     fn reset_state(&self) -> Arc<RwLock<dyn LazyBatchGenerator>> {
         Arc::new(RwLock::new(SlotReader {
             slot: self.slot.clone(),
+            projection: self.projection.clone(),
+            schema: self.schema.clone(),
             next: 0,
         }))
     }
@@ -143,10 +160,31 @@ mod tests {
 
     use super::*;
 
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Int64, false),
+            Field::new("neg", DataType::Int64, false),
+        ]))
+    }
+
+    /// Rows `values` with their negation beside them.
     fn batch(values: std::ops::Range<i64>) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new("ts", DataType::Int64, false)]));
-        let column: ArrayRef = Arc::new(Int64Array::from_iter_values(values));
-        RecordBatch::try_new(schema, vec![column]).unwrap()
+        let ts: ArrayRef = Arc::new(Int64Array::from_iter_values(values.clone()));
+        let neg: ArrayRef = Arc::new(Int64Array::from_iter_values(values.map(|v| -v)));
+        RecordBatch::try_new(schema(), vec![ts, neg]).unwrap()
+    }
+
+    fn new_reader(slot: Slot, projection: Option<Vec<usize>>) -> SlotReader {
+        let schema = match &projection {
+            Some(p) => Arc::new(schema().project(p).unwrap()),
+            None => schema(),
+        };
+        SlotReader {
+            slot,
+            projection: projection.map(Arc::from),
+            schema,
+            next: 0,
+        }
     }
 
     fn values(batches: &[RecordBatch]) -> Vec<i64> {
@@ -171,7 +209,7 @@ mod tests {
             next += size;
         }
         let slot = Slot::new(Mutex::new(input.clone()));
-        let mut reader = SlotReader { slot, next: 0 };
+        let mut reader = new_reader(slot.clone(), None);
         let read = |reader: &mut SlotReader| {
             let mut out = Vec::new();
             while let Some(b) = reader.generate_next_batch().unwrap() {
@@ -192,10 +230,15 @@ mod tests {
             n += b.num_rows();
         }
         assert_eq!(n, values(&input).len());
-        let mut empty = SlotReader {
-            slot: Slot::default(),
-            next: 0,
-        };
+        let mut empty = new_reader(Slot::default(), None);
         assert!(read(&mut empty).is_empty());
+        // Only the columns read come out, joined the same way.
+        let mut picked = new_reader(slot, Some(vec![1]));
+        let out = read(&mut picked);
+        assert!(out.iter().all(|b| b.num_columns() == 1));
+        let negated: Vec<i64> = values(&input).iter().map(|v| -v).collect();
+        assert_eq!(values(&out), negated);
+        let sizes: Vec<usize> = out.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, vec![5003, 4001, 20_000, 14, 8192, 2]);
     }
 }
