@@ -50,7 +50,7 @@ impl Seen {
         self.rows.extend(
             out.kpis
                 .iter()
-                .flat_map(|(_, r)| r.iter().map(|x| x.to_json().to_string())),
+                .flat_map(|(_, r)| r.iter().map(|x| serde_json::to_string(&x.json()).unwrap())),
         );
         self.alerts
             .extend(out.alerts.iter().map(|a| a.alert_id.to_string()));

@@ -14,7 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::event::time::format_rfc3339_ms;
+use crate::event::time::{format_rfc3339_ms, rfc3339_ms_bytes};
 
 /// One row of one window of one pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,20 +27,11 @@ pub struct KpiRow {
 }
 
 impl KpiRow {
-    /// The NDJSON form: `{"pipeline", "window_start", "window_end", labels..., values...}`.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("pipeline".into(), Value::from(&*self.pipeline));
-        m.insert(
-            "window_start".into(),
-            format_rfc3339_ms(self.window_start).into(),
-        );
-        m.insert(
-            "window_end".into(),
-            format_rfc3339_ms(self.window_end).into(),
-        );
-        self.fields_into(&mut m);
-        Value::Object(m)
+    /// The NDJSON form: `{"pipeline", "window_start", "window_end", labels...,
+    /// values...}`, written straight from the row (no JSON tree: building
+    /// one cost a string per key and field).
+    pub fn json(&self) -> RowJson<'_> {
+        RowJson(self)
     }
 
     fn fields_into(&self, m: &mut Map<String, Value>) {
@@ -60,6 +51,54 @@ impl KpiRow {
         let mut m = Map::new();
         self.fields_into(&mut m);
         Value::Object(m)
+    }
+}
+
+/// A row's NDJSON object (see [`KpiRow::json`]): keys in sorted order, a
+/// label or value named like a key before it replacing that key's value
+/// (what a JSON map built in that order holds).
+pub struct RowJson<'a>(&'a KpiRow);
+
+/// One field of a row's JSON object: text, or a number (null when missing
+/// or not finite).
+enum Field<'a> {
+    Text(&'a str),
+    Number(Option<f64>),
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let r = self.0;
+        let (start, end) = (
+            rfc3339_ms_bytes(r.window_start),
+            rfc3339_ms_bytes(r.window_end),
+        );
+        let start = std::str::from_utf8(&start).map_err(S::Error::custom)?;
+        let end = std::str::from_utf8(&end).map_err(S::Error::custom)?;
+        let mut fields: Vec<(&str, Field)> =
+            Vec::with_capacity(3 + r.labels.len() + r.values.len());
+        fields.push(("pipeline", Field::Text(&r.pipeline)));
+        fields.push(("window_start", Field::Text(start)));
+        fields.push(("window_end", Field::Text(end)));
+        fields.extend(r.labels.iter().map(|(k, v)| (&**k, Field::Text(v))));
+        fields.extend(r.values.iter().map(|(k, v)| (&**k, Field::Number(*v))));
+        // Stable: of equal keys the one written last comes last, and wins.
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        let last = |i: usize| fields.get(i + 1).is_none_or(|next| next.0 != fields[i].0);
+        let n = (0..fields.len()).filter(|&i| last(i)).count();
+        let mut m = s.serialize_map(Some(n))?;
+        for (i, (k, v)) in fields.iter().enumerate() {
+            if !last(i) {
+                continue;
+            }
+            match v {
+                Field::Text(t) => m.serialize_entry(k, t)?,
+                Field::Number(Some(x)) if x.is_finite() => m.serialize_entry(k, x)?,
+                Field::Number(_) => m.serialize_entry(k, &())?,
+            }
+        }
+        m.end()
     }
 }
 
@@ -156,7 +195,7 @@ impl KpiSink {
 
     pub fn write(&mut self, rows: &[KpiRow]) -> std::io::Result<()> {
         for r in rows {
-            serde_json::to_writer(&mut self.out, &r.to_json())?;
+            serde_json::to_writer(&mut self.out, &r.json())?;
             self.out.write_all(b"\n")?;
         }
         self.written += rows.len() as u64;
@@ -224,5 +263,79 @@ impl KpiBoard {
                 rows: latest.iter().map(|r| r.fields_json()).collect(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON tree the NDJSON form was built as before: what the file's
+    /// lines must stay byte for byte.
+    fn as_tree(r: &KpiRow) -> Value {
+        let mut m = Map::new();
+        m.insert("pipeline".into(), Value::from(&*r.pipeline));
+        m.insert(
+            "window_start".into(),
+            format_rfc3339_ms(r.window_start).into(),
+        );
+        m.insert("window_end".into(), format_rfc3339_ms(r.window_end).into());
+        r.fields_into(&mut m);
+        Value::Object(m)
+    }
+
+    #[test]
+    fn rows_are_written_as_their_json_tree_was() {
+        let a = |s: &str| Arc::<str>::from(s);
+        let rows = [
+            KpiRow {
+                pipeline: a("deposits"),
+                window_start: 1_767_225_600_000,
+                window_end: 1_767_225_660_000,
+                labels: vec![
+                    (a("method"), "pix".into()),
+                    (a("status"), "appro\"ved\n\u{e9}".into()),
+                    (a("currency"), "BRL".into()),
+                ],
+                values: vec![
+                    (a("count_total"), Some(3.0)),
+                    (a("amount_total"), Some(1234.5678)),
+                    (a("avg_ticket"), Some(f64::NAN)),
+                    (a("zero"), Some(-0.0)),
+                    (a("tiny"), Some(1e-300)),
+                    (a("inf"), Some(f64::INFINITY)),
+                    (a("missing"), None),
+                ],
+            },
+            // Labels and values named like the fixed keys or like each
+            // other: the one written last holds the key.
+            KpiRow {
+                pipeline: a("odd"),
+                window_start: -86_400_001,
+                window_end: 0,
+                labels: vec![
+                    (a("pipeline"), "label".into()),
+                    (a("b"), "first".into()),
+                    (a("b"), "second".into()),
+                    (a("window_end"), "label end".into()),
+                ],
+                values: vec![
+                    (a("window_end"), Some(2.5)),
+                    (a("b"), None),
+                    (a("a"), Some(1.0)),
+                ],
+            },
+            KpiRow {
+                pipeline: a("empty"),
+                window_start: 0,
+                window_end: 0,
+                labels: vec![],
+                values: vec![],
+            },
+        ];
+        for r in &rows {
+            let written = serde_json::to_string(&r.json()).unwrap();
+            assert_eq!(written, as_tree(r).to_string(), "{r:?}");
+        }
     }
 }

@@ -11,7 +11,6 @@ use super::*;
 use crate::alert::Alert;
 use crate::engine::{Engine, EngineConfig};
 use crate::model::Model;
-use crate::pipeline::KpiRow;
 use crate::sim::{SimConfig, Simulator};
 
 /// An engine over the built-in catalogue with the bundled model.
@@ -67,8 +66,7 @@ impl Outputs {
         self.rows.extend(
             out.kpis
                 .iter()
-                .flat_map(|(_, r)| r.iter().map(KpiRow::to_json))
-                .map(|v| v.to_string()),
+                .flat_map(|(_, r)| r.iter().map(|r| serde_json::to_string(&r.json()).unwrap())),
         );
         self.alerts
             .extend(out.alerts.iter().map(|a: &Alert| a.alert_id.to_string()));
