@@ -18,7 +18,7 @@ use super::kpi_drop::KpiDrop;
 use super::metrics::RiskMetrics;
 use super::rules::{Ctx, TraderRules};
 use super::sent::SentIds;
-use crate::event::{Body, Event, Interner, fixed_hasher};
+use crate::event::{Body, Event, Interner, TraderId, fixed_hasher};
 use crate::features::TraderState;
 use crate::model::{Model, ModelError, OnlineScorer};
 
@@ -298,6 +298,20 @@ impl Risk {
     pub fn on_kpi_rows(&mut self, rows: &[crate::pipeline::KpiRow], out: &mut Vec<Alert>) {
         self.kpi.on_rows(rows, &mut self.pending);
         self.flush_pending(None, out);
+    }
+
+    /// Reads the rule state and scoring state of `ids` ahead of their
+    /// events (see [`crate::features::Traders::warm`]).
+    pub fn warm(&self, ids: &[TraderId]) -> u64 {
+        ids.iter().fold(0, |x, &id| {
+            let rules = self.rules.states.get(id).map_or(0, |st| st.next_due as u64);
+            let scored = self
+                .scorer
+                .as_ref()
+                .and_then(|s| s.traders.get(id))
+                .map_or(0, |s| s.last as u64);
+            x ^ rules ^ scored
+        })
     }
 
     /// Moves new alerts to `out`, dropping ids sent before (per shard for

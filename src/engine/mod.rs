@@ -46,6 +46,10 @@ use crate::window::{TableBuilders, Watermarks, WindowConfig, floor_to};
 
 pub use crate::pipeline::EngineError;
 
+/// Events whose traders' state is read ahead at a time (see
+/// `Engine::warm_ahead`).
+const AHEAD: usize = 16;
+
 /// Settings of the engine.
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
@@ -416,6 +420,24 @@ impl Engine {
         }
     }
 
+    /// Reads the state of the traders of the next `AHEAD` events of
+    /// `shard` before applying them: traders of consecutive events are
+    /// scattered over the state, and these loads overlap where each
+    /// event's own would wait for the one before.
+    fn warm_ahead(&self, shard: u32) {
+        let Some(Some(sh)) = self.shards.get(shard as usize) else {
+            return;
+        };
+        let mut ids = [0; AHEAD];
+        let mut n = 0;
+        for e in sh.pending.upcoming().take(AHEAD) {
+            ids[n] = e.trader;
+            n += 1;
+        }
+        let ids = &ids[..n];
+        std::hint::black_box(self.traders.warm(ids) ^ self.risk.warm(ids));
+    }
+
     /// Fires the event-time boundaries of `shard` up to `upto`: alert
     /// ticks and snapshot captures.
     fn fire(&mut self, shard: u32, upto: i64) {
@@ -435,7 +457,12 @@ impl Engine {
         if lo.is_some_and(|r| r >= frontier) {
             return;
         }
+        let mut released = 0usize;
         while let Some(e) = self.shard_mut(shard).pending.pop_before(frontier) {
+            if released % AHEAD == 0 {
+                self.warm_ahead(shard);
+            }
+            released += 1;
             self.fire(shard, e.ts);
             self.apply(shard, &e, true);
         }

@@ -62,6 +62,20 @@ impl Default for TraderState {
 }
 
 impl TraderState {
+    /// A value read from fields across the whole record (times, sums, the
+    /// behaviour's decayed sums and gaps), for [`Traders::warm`].
+    fn touch(&self) -> u64 {
+        let b = &self.behaviour;
+        (self.signup_ts ^ self.last_trade_ts ^ self.last_login_ts ^ b.decay_ts) as u64
+            ^ self.deposit_sum.to_bits()
+            ^ b.s7.first().map_or(0, |x| x.to_bits())
+            ^ b.s30.first().map_or(0, |x| x.to_bits())
+            ^ b.s90.first().map_or(0, |x| x.to_bits())
+            ^ b.s90.last().map_or(0, |x| x.to_bits())
+            ^ b.gap_mean.to_bits()
+            ^ b.instruments
+    }
+
     /// Latest trade or approved deposit: what "active" means for churn.
     pub fn last_activity_ts(&self) -> i64 {
         self.last_trade_ts.max(self.last_deposit_ts)
@@ -82,6 +96,16 @@ pub struct Traders {
 }
 
 impl Traders {
+    /// Reads the records of `ids` ahead of their use. These loads do not
+    /// wait on each other, so the cache misses of traders scattered over
+    /// the state overlap instead of coming one use at a time. The value is
+    /// only there to keep the loads.
+    pub fn warm(&self, ids: &[TraderId]) -> u64 {
+        ids.iter()
+            .filter_map(|&id| self.get(id))
+            .fold(0, |x, s| x ^ s.touch())
+    }
+
     /// Applies one event. Events may arrive out of order: times keep the
     /// earliest (signup, deposits) or latest (last_*) seen.
     #[inline]

@@ -97,6 +97,12 @@ impl ReleaseBuffer {
         }
     }
 
+    /// The events to be released next, in order (as of the latest release:
+    /// events pushed since are not among them).
+    pub fn upcoming(&self) -> impl Iterator<Item = &Event> {
+        self.queue.iter().map(|p| &p.event)
+    }
+
     /// The next waiting event before `frontier`, in event-time order.
     #[inline]
     pub fn pop_before(&mut self, frontier: i64) -> Option<Event> {
