@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::text::Text;
 use crate::event::model::closed_enum;
 use crate::event::stable_hash;
-use crate::event::time::rfc3339_ms_bytes;
+use crate::event::time::Rfc3339Ms;
 
 closed_enum!(
     /// What the alert is about.
@@ -104,8 +104,7 @@ pub struct Alert {
 }
 
 fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    let text = rfc3339_ms_bytes(*ms);
-    s.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+    s.serialize_str(Rfc3339Ms::new(*ms).as_str())
 }
 
 fn rfc3339_or_empty<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -197,11 +196,6 @@ impl PartialEq<str> for AlertId {
     fn eq(&self, other: &str) -> bool {
         self.with_text(|t| t == other)
     }
-}
-
-/// The id of an alert (see [`AlertId`]).
-pub fn alert_id(kind: AlertKind, subject: &str, rule: &str, window_ms: i64) -> AlertId {
-    AlertId::new(kind, subject, rule, window_ms)
 }
 
 impl Alert {

@@ -17,7 +17,7 @@ mod state;
 mod text;
 
 pub use config::{AlertRules, AlertsSection, KpiAgg, KpiDropRule};
-pub use contract::{Alert, AlertId, AlertKind, AlertReason, KpiRef, Severity, alert_id};
+pub use contract::{Alert, AlertId, AlertKind, AlertReason, KpiRef, Severity};
 pub use kpi_drop::{KpiDrop, KpiDropState, Series};
 pub use metrics::RiskMetrics;
 pub use risk::{Clock, Risk};

@@ -303,15 +303,12 @@ impl Risk {
     /// Reads the rule state and scoring state of `ids` ahead of their
     /// events (see [`crate::features::Traders::warm`]).
     pub fn warm(&self, ids: &[TraderId]) -> u64 {
-        ids.iter().fold(0, |x, &id| {
-            let rules = self.rules.states.get(id).map_or(0, |st| st.next_due as u64);
-            let scored = self
-                .scorer
-                .as_ref()
-                .and_then(|s| s.traders.get(id))
-                .map_or(0, |s| s.last as u64);
-            x ^ rules ^ scored
-        })
+        let scored = self.scorer.as_ref().map_or(0, |s| {
+            ids.iter()
+                .filter_map(|&id| s.traders.get(id))
+                .fold(0, |x, t| x ^ t.last as u64)
+        });
+        self.rules.warm(ids) ^ scored
     }
 
     /// Moves new alerts to `out`, dropping ids sent before (per shard for

@@ -144,6 +144,16 @@ impl TraderRules {
         &mut self.wheels[s]
     }
 
+    /// Reads the rule state of `ids` ahead of their use (see
+    /// [`crate::features::Traders::warm`]).
+    pub fn warm(&self, ids: &[TraderId]) -> u64 {
+        ids.iter()
+            .filter_map(|&id| self.states.get(id))
+            .fold(0, |x, st| {
+                x ^ (st.next_due ^ st.idle_spell ^ st.failed_since) as u64
+            })
+    }
+
     /// Replaces one shard's per-trader state (a restored checkpoint) and
     /// rebuilds its checks from the dues.
     pub fn set_shard(&mut self, shard: u32, states: Vec<AlertState>) {
@@ -407,7 +417,10 @@ impl TraderRules {
         let mut scheduled = Vec::new();
         for (i, &id) in due_now.iter().enumerate() {
             if i % WARM == 0 {
-                warm(&due_now[i..], ctx.traders, &self.states);
+                // The next traders' misses overlap instead of coming one
+                // visit at a time (see `Traders::warm`).
+                let ids = &due_now[i..due_now.len().min(i + WARM)];
+                std::hint::black_box(ctx.traders.warm(ids) ^ self.warm(ids));
             }
             let Some(s) = ctx.traders.get(id) else {
                 continue;
@@ -515,27 +528,6 @@ impl TraderRules {
 /// Traders due warmed at a time: few enough that their state stays in
 /// cache until visited.
 const WARM: usize = 32;
-
-/// Reads what a visit reads first of the next `WARM` traders due, before
-/// visiting them: these loads do not wait on each other, so the cache
-/// misses of traders scattered over the state overlap instead of coming
-/// one visit at a time.
-fn warm(ids: &[TraderId], traders: &Traders, states: &PerTrader<AlertState>) {
-    let mut x = 0i64;
-    for &id in ids.iter().take(WARM) {
-        if let Some(s) = traders.get(id) {
-            x ^= s.signup_ts
-                ^ s.last_activity_ts()
-                ^ i64::from(s.deposit_count)
-                ^ s.deposit_sum.to_bits() as i64
-                ^ s.behaviour.usual_gap().0.to_bits() as i64;
-        }
-        if let Some(st) = states.get(id) {
-            x ^= st.next_due ^ st.idle_spell ^ st.failed_since;
-        }
-    }
-    std::hint::black_box(x);
-}
 
 /// Activation steps: (stage, offset after signup); D+0's offset is configured.
 fn activation_steps(d0: i64) -> [(&'static str, i64); 4] {

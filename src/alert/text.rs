@@ -117,13 +117,10 @@ pub(super) struct ModelTexts {
 impl ModelTexts {
     /// The texts of `model`, written again when another model scores.
     pub(super) fn of<'a>(cache: &'a mut Option<ModelTexts>, model: &Model) -> &'a ModelTexts {
+        // A model of the same version and width keeps the texts; a
+        // feature whose name differs anyway is caught by `feature`.
         let same = cache.as_ref().is_some_and(|t| {
-            *t.version == *model.version
-                && t.features.len() == model.features.len()
-                && t.features
-                    .iter()
-                    .zip(&model.features)
-                    .all(|(t, f)| **t == *f.name)
+            *t.version == *model.version && t.features.len() == model.features.len()
         });
         if !same {
             *cache = None;

@@ -19,47 +19,52 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 /// Writes `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ` into `out`, by hand because the
 /// simulator formats millions of them a second.
 pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
-    out.extend_from_slice(&rfc3339_ms_bytes(ms));
-}
-
-/// `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`, ASCII on the stack.
-pub fn rfc3339_ms_bytes(ms: i64) -> [u8; 24] {
-    let days = ms.div_euclid(DAY_MS);
-    let rem = ms.rem_euclid(DAY_MS);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss, milli) = (
-        rem / HOUR_MS,
-        rem / MINUTE_MS % 60,
-        rem / SECOND_MS % 60,
-        rem % 1000,
-    );
-    let mut buf = *b"0000-00-00T00:00:00.000Z";
-    let put = |buf: &mut [u8; 24], at: usize, v: i64, width: usize| {
-        let mut v = v;
-        for i in (0..width).rev() {
-            buf[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(&mut buf, 0, y.clamp(0, 9999), 4);
-    put(&mut buf, 5, m, 2);
-    put(&mut buf, 8, d, 2);
-    put(&mut buf, 11, hh, 2);
-    put(&mut buf, 14, mm, 2);
-    put(&mut buf, 17, ss, 2);
-    put(&mut buf, 20, milli, 3);
-    buf
+    out.extend_from_slice(&Rfc3339Ms::new(ms).0);
 }
 
 /// `ms` as an RFC 3339 string with milliseconds.
-#[expect(
-    clippy::expect_used,
-    reason = "only ASCII digits and separators are written"
-)]
 pub fn format_rfc3339_ms(ms: i64) -> String {
-    let mut out = Vec::with_capacity(24);
-    write_rfc3339_ms(&mut out, ms);
-    String::from_utf8(out).expect("ASCII")
+    Rfc3339Ms::new(ms).as_str().to_owned()
+}
+
+/// `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`, on the stack (alerts and KPI rows
+/// write their times without a heap string each).
+#[derive(Clone, Copy)]
+pub struct Rfc3339Ms([u8; 24]);
+
+impl Rfc3339Ms {
+    pub fn new(ms: i64) -> Self {
+        let days = ms.div_euclid(DAY_MS);
+        let rem = ms.rem_euclid(DAY_MS);
+        let (y, m, d) = civil_from_days(days);
+        let (hh, mm, ss, milli) = (
+            rem / HOUR_MS,
+            rem / MINUTE_MS % 60,
+            rem / SECOND_MS % 60,
+            rem % 1000,
+        );
+        let mut buf = *b"0000-00-00T00:00:00.000Z";
+        let put = |buf: &mut [u8; 24], at: usize, v: i64, width: usize| {
+            let mut v = v;
+            for i in (0..width).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut buf, 0, y.clamp(0, 9999), 4);
+        put(&mut buf, 5, m, 2);
+        put(&mut buf, 8, d, 2);
+        put(&mut buf, 11, hh, 2);
+        put(&mut buf, 14, mm, 2);
+        put(&mut buf, 17, ss, 2);
+        put(&mut buf, 20, milli, 3);
+        Self(buf)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Proleptic Gregorian date from days since 1970-01-01 (Howard Hinnant's

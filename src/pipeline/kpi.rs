@@ -14,7 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::event::time::{format_rfc3339_ms, rfc3339_ms_bytes};
+use crate::event::time::{Rfc3339Ms, format_rfc3339_ms};
 
 /// One row of one window of one pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,19 +68,14 @@ enum Field<'a> {
 
 impl Serialize for RowJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeMap};
+        use serde::ser::SerializeMap;
         let r = self.0;
-        let (start, end) = (
-            rfc3339_ms_bytes(r.window_start),
-            rfc3339_ms_bytes(r.window_end),
-        );
-        let start = std::str::from_utf8(&start).map_err(S::Error::custom)?;
-        let end = std::str::from_utf8(&end).map_err(S::Error::custom)?;
+        let (start, end) = (Rfc3339Ms::new(r.window_start), Rfc3339Ms::new(r.window_end));
         let mut fields: Vec<(&str, Field)> =
             Vec::with_capacity(3 + r.labels.len() + r.values.len());
         fields.push(("pipeline", Field::Text(&r.pipeline)));
-        fields.push(("window_start", Field::Text(start)));
-        fields.push(("window_end", Field::Text(end)));
+        fields.push(("window_start", Field::Text(start.as_str())));
+        fields.push(("window_end", Field::Text(end.as_str())));
         fields.extend(r.labels.iter().map(|(k, v)| (&**k, Field::Text(v))));
         fields.extend(r.values.iter().map(|(k, v)| (&**k, Field::Number(*v))));
         // Stable: of equal keys the one written last comes last, and wins.
