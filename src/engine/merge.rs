@@ -11,6 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::kpis::Kpis;
 use super::partial::Partial;
 use crate::alert::KpiDrop;
+use crate::features::{check_capture, expand_capture};
 use crate::pipeline::KpiRow;
 use crate::state::{CodecError, decode_batch};
 use crate::window::rows_between;
@@ -65,6 +66,8 @@ pub enum MergeError {
     Source { shard: u32, sources: u32 },
     #[error("partial names table {0}; there are 6")]
     Table(u8),
+    #[error("{0}")]
+    Capture(String),
 }
 
 impl Merge {
@@ -127,6 +130,7 @@ impl Merge {
                 continue;
             }
             let batch = decode_batch(&bytes)?;
+            check_capture(&batch.schema()).map_err(MergeError::Capture)?;
             let v = self.waiting.entry((every, as_of)).or_default();
             v.push(Waiting {
                 source: p.source,
@@ -188,11 +192,18 @@ impl Merge {
                 if w.saved {
                     self.forgotten.push((w.source, key.0, key.1, w.part));
                 }
-                self.kpis
-                    .captures
-                    .entry(key)
-                    .or_default()
-                    .push((w.source, w.batch));
+                // Sent with the columns read only; checked when taken in.
+                match expand_capture(&w.batch, key.1) {
+                    Ok(batch) => self
+                        .kpis
+                        .captures
+                        .entry(key)
+                        .or_default()
+                        .push((w.source, batch)),
+                    Err(e) => {
+                        tracing::error!(source = w.source, as_of = key.1, error = %e, "a capture that does not fit the traders table is left out");
+                    }
+                }
             }
         }
         let released: Vec<(u32, i64)> = (0..self.sources).map(|s| (s, frontier)).collect();

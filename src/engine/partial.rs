@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::pipeline::{Input, Planned};
+use crate::pipeline::{Columns, Input, Planned};
 use crate::state::{CodecError, decode, encode_sized};
 
 /// Rows per message part: a partial stays far below the message size limit.
@@ -66,6 +66,9 @@ pub struct Needs {
     pub tables: [bool; 6],
     /// Snapshot intervals whose `traders` captures they read.
     pub captures: Vec<i64>,
+    /// The columns of `traders` they read: a capture travels with these
+    /// only.
+    pub traders_columns: Columns,
     /// Engine indexes of the pipelines.
     pub pipelines: Vec<usize>,
 }
@@ -132,6 +135,18 @@ impl ScaleOut {
         Self { partitions, needs }
     }
 
+    /// The columns of `traders` read by the pipelines of snapshot
+    /// interval `every`.
+    pub fn capture_columns(&self, every: i64) -> Columns {
+        self.needs
+            .iter()
+            .filter(|n| n.captures.contains(&every))
+            .fold(Columns::default(), |mut all, n| {
+                all.add(&n.traders_columns);
+                all
+            })
+    }
+
     /// The partials partition that exports pipeline `i`.
     pub fn partition_of(&self, i: usize) -> u32 {
         self.needs
@@ -165,6 +180,9 @@ impl Needs {
                 _ => {}
             }
         }
+        for stage in std::iter::once(&p.stage).chain(&p.combine) {
+            n.traders_columns.add(&stage.columns(Input::Traders));
+        }
         n
     }
 
@@ -183,6 +201,7 @@ impl Needs {
                 self.captures.push(*c);
             }
         }
+        self.traders_columns.add(&other.traders_columns);
         self.pipelines.extend(&other.pipelines);
     }
 }
@@ -212,6 +231,27 @@ mod tests {
         assert_eq!(by_name("trading"), by_name("active_traders"));
         assert_eq!(by_name("funnel"), by_name("segments"));
         assert_eq!(by_name("ab_tests"), by_name("campaigns"));
+        // A capture carries the columns the snapshot pipelines read.
+        let schema = crate::features::traders_schema();
+        let read = s.capture_columns(86_400_000);
+        let names: Vec<&str> = (0..schema.fields().len())
+            .filter(|&i| read.contains(i))
+            .map(|i| schema.field(i).name().as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "signup_ts",
+                "channel",
+                "first_deposit_ts",
+                "second_deposit_ts",
+                "deposit_sum",
+                "last_activity_ts",
+                "segment",
+                "as_of"
+            ]
+        );
+        assert_eq!(s.capture_columns(3_600_000), Columns::default());
         // One partition: everything there, as before.
         let one = ScaleOut::new(planned.iter(), 1);
         assert_eq!(

@@ -8,6 +8,7 @@ use serde_bytes::ByteBuf;
 use super::partial::{Partial, ROWS_PER_PART};
 use super::{Engine, Processed};
 use crate::event::{Invalid, Reason};
+use crate::features::capture_for_merge;
 use crate::state::encode_batch;
 
 /// One encoded piece of what a shard closed: rows of a table or a capture.
@@ -80,11 +81,13 @@ impl Engine {
         let sent_at_ms = chrono::Utc::now().timestamp_millis();
         let mut captures: BTreeMap<u32, Vec<Piece>> = BTreeMap::new();
         for ((every, as_of), v) in std::mem::take(&mut self.kpis.captures) {
+            let read = so.capture_columns(every);
             for (s, b) in v {
+                let sent = capture_for_merge(&b, &read);
                 captures
                     .entry(s)
                     .or_default()
-                    .extend(pieces(&b, || Kind::Capture(every, as_of)));
+                    .extend(pieces(&sent, || Kind::Capture(every, as_of)));
             }
         }
         for s in self.shard_numbers() {

@@ -13,6 +13,8 @@ mod vector;
 pub use behaviour::{Behaviour, TAU_DAYS};
 pub use per_trader::PerTrader;
 pub use segment::{Segment, SegmentThresholds};
-pub use snapshot::{SUM_PRECISION, traders_batch, traders_schema};
+pub use snapshot::{
+    SUM_PRECISION, capture_for_merge, check_capture, expand_capture, traders_batch, traders_schema,
+};
 pub use state::{NEVER, TraderState, Traders};
 pub use vector::{DAYS_SINCE_ACTIVITY, FeatureSpace, MAX_DAYS, NUMERIC};

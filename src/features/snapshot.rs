@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Decimal128Array, Int64Array, StringViewBuilder, UInt32Array,
+    Array, ArrayRef, Decimal128Array, Int64Array, StringViewBuilder, UInt32Array, make_array,
+    new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -13,6 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::state::{NEVER, Traders};
 use crate::event::{Interner, Money};
+use crate::pipeline::Columns;
 
 /// Precision of exact sums of amounts (`traders.deposit_sum`).
 pub const SUM_PRECISION: u8 = 28;
@@ -132,6 +134,85 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
     RecordBatch::try_new(traders_schema(), columns).expect("columns match the schema")
 }
 
+/// Index of `as_of` in [`traders_schema`]: the capture's own time, the
+/// same in every row.
+const AS_OF: usize = 14;
+
+/// A capture as it travels to a scale-out merge: only the columns its
+/// pipelines read, without `as_of` (put back by [`expand_capture`]), and
+/// always with `trader` (so the rows are there even when a query reads
+/// no column, as `count(*)` does). A daily capture of every trader is
+/// most of what the partials topic carries; the catalogue's snapshot
+/// pipelines read 7 of its 15 columns.
+pub fn capture_for_merge(batch: &RecordBatch, read: &Columns) -> RecordBatch {
+    let keep: Vec<usize> = (0..batch.num_columns())
+        .filter(|&i| i == 0 || (i != AS_OF && read.contains(i)))
+        .collect();
+    if keep.len() == batch.num_columns() {
+        return batch.clone();
+    }
+    // Indexes taken from the batch itself: they cannot be out of range.
+    batch.project(&keep).unwrap_or_else(|_| batch.clone())
+}
+
+/// Whether a capture's columns are columns of [`traders_schema`], each of
+/// its type: what [`expand_capture`] accepts.
+pub fn check_capture(schema: &Schema) -> Result<(), String> {
+    let full = traders_schema();
+    for f in schema.fields() {
+        match full.field_with_name(f.name()) {
+            Ok(t) if t.data_type() == f.data_type() => {}
+            Ok(t) => {
+                return Err(format!(
+                    "capture column {} is {}, where the traders table has {}",
+                    f.name(),
+                    f.data_type(),
+                    t.data_type()
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "capture column {} is no column of the traders table",
+                    f.name()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A capture as sent ([`capture_for_merge`], or whole) back in the
+/// [`traders_schema`]: `as_of` from the capture's time, the columns left
+/// out as zeros and empty strings (no query reads them).
+pub fn expand_capture(batch: &RecordBatch, as_of: i64) -> Result<RecordBatch, String> {
+    check_capture(&batch.schema())?;
+    let schema = traders_schema();
+    let n = batch.num_rows();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match batch.column_by_name(f.name()) {
+            _ if i == AS_OF => Arc::new(Int64Array::from_value(as_of, n)) as ArrayRef,
+            Some(c) => c.clone(),
+            None => unread_column(f.data_type(), n),
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+}
+
+/// A column no query reads: `n` zeros (or empty strings), no nulls, so
+/// that it fits a column declared without nulls too.
+fn unread_column(data_type: &DataType, n: usize) -> ArrayRef {
+    let nulls = new_null_array(data_type, n).into_data();
+    // The values under a null array are zeroed; dropping its null mask
+    // leaves zeros (views of empty strings), valid for every type here.
+    match nulls.into_builder().nulls(None).build() {
+        Ok(data) => make_array(data),
+        Err(_) => new_null_array(data_type, n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Array, AsArray};
@@ -193,5 +274,84 @@ mod tests {
         assert_eq!(segment.value(0), "new");
         let with_deposit = traders.get(2).unwrap();
         assert_eq!(segment.value(1), traders.segment(with_deposit).as_str());
+    }
+
+    /// A capture cut to the columns read travels smaller and comes back
+    /// in the traders schema: the columns read as they were, `as_of`
+    /// rebuilt, the others zeros; a whole capture comes back unchanged.
+    #[test]
+    fn a_capture_cut_to_the_columns_read_comes_back_in_the_traders_schema() {
+        let mut symbols = Interner::new();
+        let organic = symbols.intern("organic");
+        let mut traders = Traders::default();
+        for (i, ts) in [(0u32, 1_000i64), (1, 2_000), (3, 3_000)] {
+            let t = traders.rows.get_mut(i);
+            t.signup_ts = ts;
+            t.channel = organic;
+            t.behaviour.decay_ts = ts;
+            t.deposit_count = i;
+            t.deposit_total = Money(i64::from(i) * 1_000_000);
+            t.last_trade_ts = ts + 1;
+        }
+        let as_of = 86_400_000;
+        let full = traders_batch(&traders, &symbols, as_of, 0);
+        assert_eq!(traders_schema().index_of("as_of").unwrap(), AS_OF);
+        let schema = traders_schema();
+        let index = |name: &str| schema.index_of(name).unwrap();
+        let read = Columns::Only(vec![index("signup_ts"), index("channel"), index("as_of")]);
+        let sent = capture_for_merge(&full, &read);
+        let names: Vec<&str> = sent
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["trader", "signup_ts", "channel"]);
+        let wire = crate::state::decode_batch(&crate::state::encode_batch(&sent)).unwrap();
+        assert!(
+            crate::state::encode_batch(&sent).len() * 2 < crate::state::encode_batch(&full).len()
+        );
+        let back = expand_capture(&wire, as_of).unwrap();
+        assert_eq!(back.schema(), traders_schema());
+        assert_eq!(back.num_rows(), full.num_rows());
+        for name in ["trader", "signup_ts", "channel", "as_of"] {
+            assert_eq!(back.column(index(name)), full.column(index(name)), "{name}");
+        }
+        let unread = back.column(index("deposit_sum"));
+        assert_eq!(unread.null_count(), 0);
+        assert!(
+            unread
+                .as_primitive::<Decimal128Type>()
+                .values()
+                .iter()
+                .all(|&v| v == 0)
+        );
+        let segment = back.column(index("segment"));
+        assert!(segment.as_string_view().iter().all(|s| s == Some("")));
+        assert_eq!(
+            back.column(index("last_trade_ts"))
+                .as_primitive::<Int64Type>()
+                .values()[0],
+            0
+        );
+        // Read whole: every column but `as_of` travels; the same batch
+        // comes back, as does one sent whole.
+        let all = capture_for_merge(&full, &Columns::All);
+        assert_eq!(all.num_columns(), full.num_columns() - 1);
+        assert_eq!(expand_capture(&all, as_of).unwrap(), full);
+        assert_eq!(expand_capture(&full, as_of).unwrap(), full);
+        // A query that reads no column still gets every row.
+        let none = capture_for_merge(&full, &Columns::default());
+        assert_eq!(expand_capture(&none, as_of).unwrap().num_rows(), 3);
+    }
+
+    #[test]
+    fn a_capture_with_a_foreign_column_is_refused() {
+        let wrong = Schema::new(vec![Field::new("signup_ts", DataType::Utf8, true)]);
+        let e = check_capture(&wrong).unwrap_err();
+        assert!(e.contains("signup_ts is Utf8"), "{e}");
+        let unknown = Schema::new(vec![Field::new("shoe_size", DataType::Int64, true)]);
+        let e = check_capture(&unknown).unwrap_err();
+        assert!(e.contains("shoe_size is no column"), "{e}");
     }
 }

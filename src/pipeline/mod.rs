@@ -23,7 +23,7 @@ pub use kpi::{
     BoardEntry, Exports, KpiBoard, KpiRow, KpiSink, SharedBoard, latest_window, rows_from_batches,
 };
 pub use plan::{EngineError, check_pipelines, plan_defs, runtime};
-pub use runner::Input;
+pub use runner::{Columns, Input};
 pub use spec::{PipelineDef, PipelineError, ValueKind};
 pub use stats::{Stats, Summary};
 pub use udf::phi;

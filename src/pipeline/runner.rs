@@ -33,6 +33,51 @@ pub enum Input {
     Slices,
 }
 
+/// The columns of a table that queries read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Columns {
+    /// These, by index in the table's schema (ascending, each once).
+    Only(Vec<usize>),
+    /// Every column (a scan without a projection).
+    All,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns::Only(Vec::new())
+    }
+}
+
+impl Columns {
+    /// The columns of a scan's projection (`None`: all of them).
+    pub fn of(projection: Option<&Vec<usize>>) -> Self {
+        let mut c = Columns::default();
+        c.add(&projection.map_or(Columns::All, |p| Columns::Only(p.clone())));
+        c
+    }
+
+    /// Adds the columns `other` reads.
+    pub fn add(&mut self, other: &Columns) {
+        match (&mut *self, other) {
+            (Columns::All, _) => {}
+            (_, Columns::All) => *self = Columns::All,
+            (Columns::Only(a), Columns::Only(b)) => {
+                a.extend(b);
+                a.sort_unstable();
+                a.dedup();
+            }
+        }
+    }
+
+    /// Whether column `i` is read.
+    pub fn contains(&self, i: usize) -> bool {
+        match self {
+            Columns::Only(v) => v.binary_search(&i).is_ok(),
+            Columns::All => true,
+        }
+    }
+}
+
 /// One planned query.
 pub struct Stage {
     ctx: SessionContext,
@@ -44,6 +89,8 @@ pub struct Stage {
     /// (tens of microseconds a run).
     task: Arc<TaskContext>,
     inputs: Vec<(Input, Slot)>,
+    /// The columns read of each input (same order as `inputs`).
+    columns: Vec<Columns>,
     pub output: SchemaRef,
 }
 
@@ -71,18 +118,25 @@ impl Stage {
         let df = ctx.sql(sql).await?;
         let output: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let plan = df.into_optimized_plan()?;
-        let mut read = Vec::new();
+        let mut read: Vec<(String, Columns)> = Vec::new();
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
-                read.push(scan.table_name.table().to_owned());
+                let columns = Columns::of(scan.projection.as_ref());
+                let name = scan.table_name.table();
+                match read.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, c)) => c.add(&columns),
+                    None => read.push((name.to_owned(), columns)),
+                }
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
-        let inputs = handles
+        let (inputs, columns) = handles
             .into_iter()
-            .filter(|(name, _, _)| read.iter().any(|r| r == name))
-            .map(|(_, input, slot)| (input, slot))
-            .collect();
+            .filter_map(|(name, input, slot)| {
+                let (_, c) = read.iter().find(|(r, _)| r == name)?;
+                Some(((input, slot), c.clone()))
+            })
+            .unzip();
         let physical = ctx.state().create_physical_plan(&plan).await?;
         let physical = reusable(&physical)?.then_some(physical);
         let task = ctx.task_ctx();
@@ -92,6 +146,7 @@ impl Stage {
             physical,
             task,
             inputs,
+            columns,
             output,
         })
     }
@@ -99,6 +154,19 @@ impl Stage {
     /// The tables this query reads.
     pub fn reads(&self) -> impl Iterator<Item = Input> + '_ {
         self.inputs.iter().map(|(i, _)| *i)
+    }
+
+    /// The columns this query reads of `input` (none when it does not read
+    /// it).
+    pub fn columns(&self, input: Input) -> Columns {
+        self.inputs
+            .iter()
+            .zip(&self.columns)
+            .filter(|((i, _), _)| *i == input)
+            .fold(Columns::default(), |mut all, (_, c)| {
+                all.add(c);
+                all
+            })
     }
 
     /// Runs the query over the rows `data` gives for each table it reads.
