@@ -5,15 +5,17 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Decimal128Array, Int64Array, StringViewBuilder, UInt32Array, make_array,
+    Array, ArrayRef, Decimal128Array, Int64Array, StringViewArray, UInt32Array, make_array,
     new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::segment::Segment;
 use super::state::{NEVER, Traders};
-use crate::event::{Interner, Money};
+use crate::event::{Interner, Money, Sym};
 use crate::pipeline::Columns;
 
 /// Precision of exact sums of amounts (`traders.deposit_sum`).
@@ -59,8 +61,13 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
     let n = traders.rows.shard(shard).len();
     let mut id: Vec<u32> = Vec::with_capacity(n);
     let mut times: [Vec<i64>; 8] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let mut channel = StringViewBuilder::with_capacity(n);
-    let mut segment = StringViewBuilder::with_capacity(n);
+    // Channels and segments are a few names each: each row keeps the
+    // place of its name, and the column is a gather of 16-byte views from
+    // a small array of the names (a builder laid out and checked every
+    // value: half of a capture's time).
+    let mut channel: Vec<u32> = Vec::with_capacity(n);
+    let mut channels = Names::new(symbols);
+    let mut segment: Vec<u32> = Vec::with_capacity(n);
     let mut count: Vec<i64> = Vec::with_capacity(n);
     let mut trades: Vec<i64> = Vec::with_capacity(n);
     let mut sum: Vec<i128> = Vec::with_capacity(n);
@@ -84,15 +91,11 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
         for (v, t) in times.iter_mut().zip(ts) {
             v.push(t);
         }
-        channel.append_value(if s.channel == u32::MAX {
-            "unknown"
-        } else {
-            symbols.name(s.channel)
-        });
+        channel.push(channels.place(s.channel));
         count.push(i64::from(s.deposit_count));
         trades.push(i64::from(s.trade_count));
         sum.push(i128::from(s.deposit_total.0));
-        segment.append_value(traders.segment(s).as_str());
+        segment.push(traders.segment(s).index() as u32);
     }
     let rows = id.len();
     // `NEVER` reads as null; the value under a null slot is not looked at.
@@ -117,7 +120,7 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt32Array::new(id.into(), None)),
         signup,
-        Arc::new(channel.finish()),
+        gather(channels.names, channel),
         first,
         second,
         Arc::new(Int64Array::new(count.into(), None)),
@@ -128,10 +131,64 @@ pub fn traders_batch(traders: &Traders, symbols: &Interner, as_of: i64, shard: u
         login,
         activity,
         event,
-        Arc::new(segment.finish()),
+        gather(Segment::NAMES.to_vec(), segment),
         Arc::new(Int64Array::from_value(as_of, rows)),
     ];
     RecordBatch::try_new(traders_schema(), columns).expect("columns match the schema")
+}
+
+/// The distinct channel names of a capture, in the order first met.
+struct Names<'a> {
+    symbols: &'a Interner,
+    names: Vec<&'a str>,
+    /// Per symbol id (the last: no channel), its place in `names`.
+    place: Vec<u32>,
+}
+
+impl<'a> Names<'a> {
+    const UNSEEN: u32 = u32::MAX;
+
+    fn new(symbols: &'a Interner) -> Self {
+        Self {
+            symbols,
+            names: Vec::new(),
+            place: vec![Self::UNSEEN; symbols.len() + 1],
+        }
+    }
+
+    /// The place of channel `sym` (`u32::MAX`: the signup was not seen,
+    /// "unknown").
+    fn place(&mut self, sym: Sym) -> u32 {
+        let unknown = self.place.len() - 1;
+        let i = if sym == u32::MAX {
+            unknown
+        } else {
+            (sym as usize).min(unknown)
+        };
+        match self.place[i] {
+            Self::UNSEEN => {
+                let p = self.names.len() as u32;
+                self.names.push(if i == unknown {
+                    "unknown"
+                } else {
+                    self.symbols.name(sym)
+                });
+                self.place[i] = p;
+                p
+            }
+            p => p,
+        }
+    }
+}
+
+/// A string column of `places` in `names`.
+#[expect(
+    clippy::expect_used,
+    reason = "every place was handed out for an entry of names"
+)]
+fn gather(names: Vec<&str>, places: Vec<u32>) -> ArrayRef {
+    let names = StringViewArray::from_iter_values(names);
+    take(&names, &UInt32Array::new(places.into(), None), None).expect("places within the names")
 }
 
 /// Index of `as_of` in [`traders_schema`]: the capture's own time, the
