@@ -96,7 +96,8 @@ impl Core {
     pub fn deliver(&mut self) {
         let out = self.engine.take_emitted();
         if !out.is_empty() || out.frontier.is_some() {
-            self.sinks.deliver(out, &self.engine.kpis, Instant::now());
+            let spare = self.sinks.deliver(out, &self.engine.kpis, Instant::now());
+            self.engine.recycle_alerts(spare);
         }
     }
 

@@ -79,6 +79,9 @@ const FILE_TICK_EVERY: u64 = 4096;
 const LIVE_TICK: Duration = Duration::from_millis(250);
 /// Wall-clock time between looks at which instance exports what.
 const EXPORTS_EVERY: Duration = Duration::from_secs(5);
+/// Input quiet this long: a heap trim held back while snapshots came fast
+/// runs (`engine::trim_held_back`).
+const QUIET_FOR_TRIM: Duration = Duration::from_secs(1);
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|e| e.into_inner())
@@ -188,6 +191,9 @@ pub fn run(
                     _ => true,
                 };
                 g.publish(ready);
+                if last_message.elapsed() >= QUIET_FOR_TRIM {
+                    crate::engine::trim_held_back();
+                }
             }
         }
         if let (Some(idle), Source::Kafka(k)) = (ctl.exit_when_idle, &*source)

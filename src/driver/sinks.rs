@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::message::Message;
-use crate::alert::AlertOutputs;
+use crate::alert::{Alert, AlertOutputs};
 use crate::engine::{Emitted, ErasureAudit, Kpis};
 use crate::event::Invalid;
 use crate::event::time::format_rfc3339_ms;
@@ -169,7 +169,8 @@ impl Sinks {
     }
 
     /// Sends what the engine produced: KPI rows and alerts.
-    pub fn deliver(&mut self, mut out: Emitted, kpis: &Kpis, created: Instant) {
+    /// Gives back the alerts' vector, empty, for the engine to fill again.
+    pub fn deliver(&mut self, mut out: Emitted, kpis: &Kpis, created: Instant) -> Vec<Alert> {
         for (i, rows) in &out.kpis {
             let planned = &kpis.pipelines[*i].p;
             let name = &planned.name;
@@ -230,6 +231,8 @@ impl Sinks {
                 }
             }
         }
+        out.alerts.clear();
+        out.alerts
     }
 
     /// Sends the audit record of an erasure and forgets the trader's

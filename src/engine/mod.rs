@@ -31,13 +31,14 @@ use std::time::Instant;
 
 pub use emitted::Emitted;
 pub use erasure::{ErasureAudit, ErasureRequest};
+pub use heap::trim_held_back;
 pub use kpis::{Kpis, PipelineState, Progress, Slice, ceil_to};
 pub use merge::{Merge, MergeError, Waiting};
 pub use partial::{Partial, ROWS_PER_PART, ScaleOut};
 pub use scale::Delays;
 pub use shard::Shard;
 
-use crate::alert::{Ctx, Risk};
+use crate::alert::{Alert, Ctx, Risk};
 use crate::event::{Event, EventType, Interner, Invalid, ShardedNames};
 use crate::features::{Segment, Traders};
 use crate::metrics::Metrics;
@@ -625,6 +626,21 @@ impl Engine {
     /// What was produced since the last call.
     pub fn take_emitted(&mut self) -> Emitted {
         std::mem::take(&mut self.out)
+    }
+
+    /// Takes back the alerts' vector the sinks emptied, to fill again: a
+    /// vector grown anew for every delivery had its pages faulted in
+    /// anew each time (a tenth of a replay's page faults). Up to a bound,
+    /// so that one burst of alerts does not stay resident.
+    pub fn recycle_alerts(&mut self, mut spare: Vec<Alert>) {
+        const KEEP_BYTES: usize = 16 << 20;
+        spare.clear();
+        if self.out.alerts.is_empty()
+            && spare.capacity() > self.out.alerts.capacity()
+            && spare.capacity() * std::mem::size_of::<Alert>() <= KEEP_BYTES
+        {
+            self.out.alerts = spare;
+        }
     }
 
     /// The point before which events are late: the watermark minus the
