@@ -414,7 +414,7 @@ impl TraderRules {
             }
         }
         let cfg = &self.rules;
-        let mut scheduled = Vec::new();
+        let mut scheduled = Vec::with_capacity(due_now.len());
         for (i, &id) in due_now.iter().enumerate() {
             if i % WARM == 0 {
                 // The next traders' misses overlap instead of coming one
@@ -462,6 +462,12 @@ impl TraderRules {
                 .or_default()
                 .push((due, id));
             w.scheduled += 1;
+        }
+        // The touched list is given back emptied: grown anew from nothing
+        // every tick, its pushes (one per event) reallocated all the way.
+        due_now.clear();
+        if w.touched.is_empty() {
+            w.touched = due_now;
         }
     }
 

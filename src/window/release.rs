@@ -75,6 +75,8 @@ impl ReleaseBuffer {
         if self.incoming.is_empty() {
             return;
         }
+        // Taken and given back emptied: a vector grown anew for every
+        // release reallocated its way up to the release's size each time.
         let mut new = std::mem::take(&mut self.incoming);
         new.sort_by_key(|p| (p.event.ts, p.seq));
         // Only the queued events after the first arrival can interleave
@@ -82,7 +84,7 @@ impl ReleaseBuffer {
         let tail = self
             .queue
             .split_off(self.queue.partition_point(|p| *p <= new[0]));
-        let (mut a, mut b) = (tail.into_iter().peekable(), new.into_iter().peekable());
+        let (mut a, mut b) = (tail.into_iter().peekable(), new.drain(..).peekable());
         loop {
             let next = match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x <= y => a.next(),
@@ -95,6 +97,8 @@ impl ReleaseBuffer {
                 None => break,
             }
         }
+        drop(b);
+        self.incoming = new;
     }
 
     /// The events to be released next, in order (as of the latest release:
