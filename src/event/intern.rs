@@ -70,18 +70,20 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
 /// is [`Interner::OVERFLOW`]: a stream of ever-new values (a bug or an attack
 /// upstream) cannot grow memory or metric label sets without bound.
 ///
-/// The texts live back to back in one buffer and the table holds ids only:
-/// a million trader ids would otherwise be two heap strings each (the map's
-/// key and the name list's), about 100 bytes per trader of allocator
-/// headers, pointers and wider table slots.
+/// The texts live back to back in one buffer and the table holds each id
+/// with its text's place: a million trader ids would otherwise be two heap
+/// strings each (the map's key and the name list's), about 100 bytes per
+/// trader of allocator headers, pointers and wider table slots. The place
+/// beside the id spares a lookup the id's span (a cache miss of its own
+/// per event once the traders outgrow the caches).
 #[derive(Debug, Clone)]
 pub struct Interner {
     /// Every id's text, back to back (a vacated id's placeholder appended).
     text: String,
     /// Where each id's text lies in `text`: start and length.
     spans: Vec<(u32, u32)>,
-    /// Ids, found by the hash of their text.
-    ids: HashTable<u32>,
+    /// Ids with their text's place, found by the hash of their text.
+    ids: HashTable<Entry>,
     hasher: RandomState,
     capacity: usize,
     overflow: Option<u32>,
@@ -139,9 +141,11 @@ impl Interner {
     /// Adds `s`, whose hash is `hash`, as a new id.
     fn push(&mut self, hash: u64, s: &str) -> u32 {
         let id = self.push_text(s);
-        let (text, spans, hasher) = (&self.text, &self.spans, &self.hasher);
-        self.ids
-            .insert_unique(hash, id, |&i| hasher.hash_one(span_text(text, spans, i)));
+        let (start, len) = self.spans[id as usize];
+        let (text, hasher) = (&self.text, &self.hasher);
+        self.ids.insert_unique(hash, Entry { id, start, len }, |e| {
+            hasher.hash_one(e.text(text))
+        });
         id
     }
 
@@ -180,10 +184,13 @@ impl Interner {
     /// The id of `s`, whose hash is `hash`, if it was interned before.
     #[inline]
     fn find(&self, hash: u64, s: &str) -> Option<u32> {
-        let (text, spans) = (&self.text, &self.spans);
+        let text = self.text.as_bytes();
         self.ids
-            .find(hash, |&i| span_text(text, spans, i) == s)
-            .copied()
+            .find(hash, |e| {
+                e.len as usize == s.len()
+                    && text.get(e.start as usize..(e.start + e.len) as usize) == Some(s.as_bytes())
+            })
+            .map(|e| e.id)
     }
 
     /// The text of an id.
@@ -202,7 +209,10 @@ impl Interner {
         }
         let (text, spans) = (&self.text, &self.spans);
         let old = span_text(text, spans, id);
-        if let Ok(entry) = self.ids.find_entry(self.hasher.hash_one(old), |&i| i == id) {
+        if let Ok(entry) = self
+            .ids
+            .find_entry(self.hasher.hash_one(old), |e| e.id == id)
+        {
             entry.remove();
         }
         let span = self.append(placeholder);
@@ -227,8 +237,26 @@ impl Interner {
 
     /// Approximate heap bytes held, for the state-size gauge.
     pub fn heap_bytes(&self) -> usize {
-        // A table slot is the id plus one control byte.
-        self.text.capacity() + self.spans.capacity() * 8 + self.ids.capacity() * 5
+        // A table slot is an entry plus one control byte.
+        self.text.capacity()
+            + self.spans.capacity() * 8
+            + self.ids.capacity() * (std::mem::size_of::<Entry>() + 1)
+    }
+}
+
+/// A table entry: an id and where its text lies.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u32,
+    start: u32,
+    len: u32,
+}
+
+impl Entry {
+    /// The entry's text in `text`.
+    #[inline]
+    fn text<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.start as usize..(self.start + self.len) as usize]
     }
 }
 
