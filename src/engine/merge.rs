@@ -11,10 +11,13 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::kpis::Kpis;
 use super::partial::Partial;
 use crate::alert::KpiDrop;
+use crate::event::EventType;
 use crate::features::{check_capture, expand_capture};
 use crate::pipeline::KpiRow;
+use crate::pipeline::columns::expand;
 use crate::state::{CodecError, decode_batch};
 use crate::window::rows_between;
+use crate::window::schema_of;
 
 /// A captured snapshot waiting until every shard passed its boundary.
 #[derive(Debug, Clone)]
@@ -66,8 +69,9 @@ pub enum MergeError {
     Source { shard: u32, sources: u32 },
     #[error("partial names table {0}; there are 6")]
     Table(u8),
+    /// A table's or capture's columns that are not its table's.
     #[error("{0}")]
-    Capture(String),
+    Columns(String),
 }
 
 impl Merge {
@@ -117,7 +121,10 @@ impl Merge {
             if from.is_some_and(|f| hi <= f) {
                 continue;
             }
-            let mut batch = decode_batch(&bytes)?;
+            // Sent with the columns read only: back in the table's schema.
+            let schema = schema_of(EventType::ALL[table as usize]);
+            let mut batch = expand(&schema, &decode_batch(&bytes)?, "table", |_, _| None)
+                .map_err(MergeError::Columns)?;
             let mut lo = lo;
             if let Some(f) = from.filter(|f| lo < *f) {
                 batch = rows_between(&batch, f, i64::MAX);
@@ -130,7 +137,7 @@ impl Merge {
                 continue;
             }
             let batch = decode_batch(&bytes)?;
-            check_capture(&batch.schema()).map_err(MergeError::Capture)?;
+            check_capture(&batch.schema()).map_err(MergeError::Columns)?;
             let v = self.waiting.entry((every, as_of)).or_default();
             v.push(Waiting {
                 source: p.source,

@@ -69,6 +69,9 @@ pub struct Needs {
     /// The columns of `traders` they read: a capture travels with these
     /// only.
     pub traders_columns: Columns,
+    /// The columns of each event table they read: closed rows travel
+    /// with these only.
+    pub table_columns: [Columns; 6],
     /// Engine indexes of the pipelines.
     pub pipelines: Vec<usize>,
 }
@@ -147,6 +150,17 @@ impl ScaleOut {
             })
     }
 
+    /// The columns of event table `t` read by the pipelines that read it.
+    pub fn table_columns(&self, t: usize) -> Columns {
+        self.needs
+            .iter()
+            .filter(|n| n.tables.get(t).copied().unwrap_or(false))
+            .fold(Columns::default(), |mut all, n| {
+                all.add(&n.table_columns[t]);
+                all
+            })
+    }
+
     /// The partials partition that exports pipeline `i`.
     pub fn partition_of(&self, i: usize) -> u32 {
         self.needs
@@ -182,6 +196,9 @@ impl Needs {
         }
         for stage in std::iter::once(&p.stage).chain(&p.combine) {
             n.traders_columns.add(&stage.columns(Input::Traders));
+            for (t, c) in n.table_columns.iter_mut().enumerate() {
+                c.add(&stage.columns(Input::Event(t)));
+            }
         }
         n
     }
@@ -202,6 +219,9 @@ impl Needs {
             }
         }
         self.traders_columns.add(&other.traders_columns);
+        for (a, b) in self.table_columns.iter_mut().zip(&other.table_columns) {
+            a.add(b);
+        }
         self.pipelines.extend(&other.pipelines);
     }
 }
@@ -252,6 +272,18 @@ mod tests {
             ]
         );
         assert_eq!(s.capture_columns(3_600_000), Columns::default());
+        // Closed trades travel without the columns no pipeline reads.
+        let trades = crate::event::EventType::Trade;
+        let schema = crate::window::schema_of(trades);
+        let read = s.table_columns(trades.index());
+        let names: Vec<&str> = (0..schema.fields().len())
+            .filter(|&i| read.contains(i))
+            .map(|i| schema.field(i).name().as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["trader", "segment", "stake", "currency", "status", "pnl"]
+        );
         // One partition: everything there, as before.
         let one = ScaleOut::new(planned.iter(), 1);
         assert_eq!(

@@ -9,6 +9,7 @@ use super::partial::{Partial, ROWS_PER_PART};
 use super::{Engine, Processed};
 use crate::event::{Invalid, Reason};
 use crate::features::capture_for_merge;
+use crate::pipeline::columns::cut;
 use crate::state::encode_batch;
 
 /// One encoded piece of what a shard closed: rows of a table or a capture.
@@ -97,8 +98,11 @@ impl Engine {
             let mut all = captures.remove(&s).unwrap_or_default();
             self.kpis.ensure_shard(s);
             for (t, store) in self.kpis.stores[s as usize].iter_mut().enumerate() {
+                let columns = so.table_columns(t);
                 for b in store.drain().into_iter().filter(|_| read[t]) {
-                    all.extend(pieces(&b.batch, || Kind::Table(t as u8, b.lo, b.hi)));
+                    // `ts` always: the merge's windows are cut by it.
+                    let sent = cut(&b.batch, &columns, 0, None);
+                    all.extend(pieces(&sent, || Kind::Table(t as u8, b.lo, b.hi)));
                 }
             }
             let Some(sh) = self.shards[s as usize].as_mut() else {

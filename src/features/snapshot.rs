@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Decimal128Array, Int64Array, StringViewArray, UInt32Array, make_array,
-    new_null_array,
+    ArrayRef, Decimal128Array, Int64Array, StringViewArray, UInt32Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::take;
@@ -16,7 +15,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::segment::Segment;
 use super::state::{NEVER, Traders};
 use crate::event::{Interner, Money, Sym};
-use crate::pipeline::Columns;
+use crate::pipeline::{Columns, columns};
 
 /// Precision of exact sums of amounts (`traders.deposit_sum`).
 pub const SUM_PRECISION: u8 = 28;
@@ -202,72 +201,22 @@ const AS_OF: usize = 14;
 /// most of what the partials topic carries; the catalogue's snapshot
 /// pipelines read 7 of its 15 columns.
 pub fn capture_for_merge(batch: &RecordBatch, read: &Columns) -> RecordBatch {
-    let keep: Vec<usize> = (0..batch.num_columns())
-        .filter(|&i| i == 0 || (i != AS_OF && read.contains(i)))
-        .collect();
-    if keep.len() == batch.num_columns() {
-        return batch.clone();
-    }
-    // Indexes taken from the batch itself: they cannot be out of range.
-    batch.project(&keep).unwrap_or_else(|_| batch.clone())
+    columns::cut(batch, read, 0, Some(AS_OF))
 }
 
 /// Whether a capture's columns are columns of [`traders_schema`], each of
 /// its type: what [`expand_capture`] accepts.
 pub fn check_capture(schema: &Schema) -> Result<(), String> {
-    let full = traders_schema();
-    for f in schema.fields() {
-        match full.field_with_name(f.name()) {
-            Ok(t) if t.data_type() == f.data_type() => {}
-            Ok(t) => {
-                return Err(format!(
-                    "capture column {} is {}, where the traders table has {}",
-                    f.name(),
-                    f.data_type(),
-                    t.data_type()
-                ));
-            }
-            Err(_) => {
-                return Err(format!(
-                    "capture column {} is no column of the traders table",
-                    f.name()
-                ));
-            }
-        }
-    }
-    Ok(())
+    columns::fits(&traders_schema(), schema, "capture")
 }
 
 /// A capture as sent ([`capture_for_merge`], or whole) back in the
 /// [`traders_schema`]: `as_of` from the capture's time, the columns left
 /// out as zeros and empty strings (no query reads them).
 pub fn expand_capture(batch: &RecordBatch, as_of: i64) -> Result<RecordBatch, String> {
-    check_capture(&batch.schema())?;
-    let schema = traders_schema();
-    let n = batch.num_rows();
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| match batch.column_by_name(f.name()) {
-            _ if i == AS_OF => Arc::new(Int64Array::from_value(as_of, n)) as ArrayRef,
-            Some(c) => c.clone(),
-            None => unread_column(f.data_type(), n),
-        })
-        .collect();
-    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
-}
-
-/// A column no query reads: `n` zeros (or empty strings), no nulls, so
-/// that it fits a column declared without nulls too.
-fn unread_column(data_type: &DataType, n: usize) -> ArrayRef {
-    let nulls = new_null_array(data_type, n).into_data();
-    // The values under a null array are zeroed; dropping its null mask
-    // leaves zeros (views of empty strings), valid for every type here.
-    match nulls.into_builder().nulls(None).build() {
-        Ok(data) => make_array(data),
-        Err(_) => new_null_array(data_type, n),
-    }
+    columns::expand(&traders_schema(), batch, "capture", |i, n| {
+        (i == AS_OF).then(|| Arc::new(Int64Array::from_value(as_of, n)) as ArrayRef)
+    })
 }
 
 #[cfg(test)]

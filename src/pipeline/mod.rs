@@ -4,6 +4,7 @@
 //! NDJSON sink, Prometheus and `/api/kpis`). The engine composes them.
 
 mod catalog;
+pub mod columns;
 mod dedup;
 mod dlq;
 mod ingest;
@@ -16,6 +17,7 @@ mod stats;
 mod udf;
 
 pub use catalog::{BUILTIN, Planned, load, slices_schema};
+pub use columns::Columns;
 pub use dedup::Dedup;
 pub use dlq::{DeadLetter, DeadLetterSink, LateEvent, NdjsonFile, Origin};
 pub use ingest::{Ingest, IngestConfig};
@@ -23,7 +25,7 @@ pub use kpi::{
     BoardEntry, Exports, KpiBoard, KpiRow, KpiSink, SharedBoard, latest_window, rows_from_batches,
 };
 pub use plan::{EngineError, check_pipelines, plan_defs, runtime};
-pub use runner::{Columns, Input};
+pub use runner::Input;
 pub use spec::{PipelineDef, PipelineError, ValueKind};
 pub use stats::{Stats, Summary};
 pub use udf::phi;

@@ -20,6 +20,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use super::columns::Columns;
 use super::slot::{Slot, SlotTable, lock};
 
 /// A table a query can read.
@@ -31,51 +32,6 @@ pub enum Input {
     Traders,
     /// Partial rows of a hopping window (the combine query's input).
     Slices,
-}
-
-/// The columns of a table that queries read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Columns {
-    /// These, by index in the table's schema (ascending, each once).
-    Only(Vec<usize>),
-    /// Every column (a scan without a projection).
-    All,
-}
-
-impl Default for Columns {
-    fn default() -> Self {
-        Columns::Only(Vec::new())
-    }
-}
-
-impl Columns {
-    /// The columns of a scan's projection (`None`: all of them).
-    pub fn of(projection: Option<&Vec<usize>>) -> Self {
-        let mut c = Columns::default();
-        c.add(&projection.map_or(Columns::All, |p| Columns::Only(p.clone())));
-        c
-    }
-
-    /// Adds the columns `other` reads.
-    pub fn add(&mut self, other: &Columns) {
-        match (&mut *self, other) {
-            (Columns::All, _) => {}
-            (_, Columns::All) => *self = Columns::All,
-            (Columns::Only(a), Columns::Only(b)) => {
-                a.extend(b);
-                a.sort_unstable();
-                a.dedup();
-            }
-        }
-    }
-
-    /// Whether column `i` is read.
-    pub fn contains(&self, i: usize) -> bool {
-        match self {
-            Columns::Only(v) => v.binary_search(&i).is_ok(),
-            Columns::All => true,
-        }
-    }
 }
 
 /// One planned query.
