@@ -141,24 +141,22 @@ impl ScaleOut {
     /// The columns of `traders` read by the pipelines of snapshot
     /// interval `every`.
     pub fn capture_columns(&self, every: i64) -> Columns {
-        self.needs
-            .iter()
-            .filter(|n| n.captures.contains(&every))
-            .fold(Columns::default(), |mut all, n| {
-                all.add(&n.traders_columns);
-                all
-            })
+        Columns::union(
+            self.needs
+                .iter()
+                .filter(|n| n.captures.contains(&every))
+                .map(|n| &n.traders_columns),
+        )
     }
 
     /// The columns of event table `t` read by the pipelines that read it.
     pub fn table_columns(&self, t: usize) -> Columns {
-        self.needs
-            .iter()
-            .filter(|n| n.tables.get(t).copied().unwrap_or(false))
-            .fold(Columns::default(), |mut all, n| {
-                all.add(&n.table_columns[t]);
-                all
-            })
+        Columns::union(
+            self.needs
+                .iter()
+                .filter(|n| n.tables.get(t).copied().unwrap_or(false))
+                .map(|n| &n.table_columns[t]),
+        )
     }
 
     /// The partials partition that exports pipeline `i`.
@@ -252,14 +250,17 @@ mod tests {
         assert_eq!(by_name("funnel"), by_name("segments"));
         assert_eq!(by_name("ab_tests"), by_name("campaigns"));
         // A capture carries the columns the snapshot pipelines read.
-        let schema = crate::features::traders_schema();
-        let read = s.capture_columns(86_400_000);
-        let names: Vec<&str> = (0..schema.fields().len())
-            .filter(|&i| read.contains(i))
-            .map(|i| schema.field(i).name().as_str())
-            .collect();
+        let names = |schema: datafusion::arrow::datatypes::SchemaRef, read: Columns| {
+            (0..schema.fields().len())
+                .filter(|&i| read.contains(i))
+                .map(|i| schema.field(i).name().clone())
+                .collect::<Vec<String>>()
+        };
         assert_eq!(
-            names,
+            names(
+                crate::features::traders_schema(),
+                s.capture_columns(86_400_000)
+            ),
             [
                 "signup_ts",
                 "channel",
@@ -274,14 +275,11 @@ mod tests {
         assert_eq!(s.capture_columns(3_600_000), Columns::default());
         // Closed trades travel without the columns no pipeline reads.
         let trades = crate::event::EventType::Trade;
-        let schema = crate::window::schema_of(trades);
-        let read = s.table_columns(trades.index());
-        let names: Vec<&str> = (0..schema.fields().len())
-            .filter(|&i| read.contains(i))
-            .map(|i| schema.field(i).name().as_str())
-            .collect();
         assert_eq!(
-            names,
+            names(
+                crate::window::schema_of(trades),
+                s.table_columns(trades.index())
+            ),
             ["trader", "segment", "stake", "currency", "status", "pnl"]
         );
         // One partition: everything there, as before.

@@ -42,6 +42,14 @@ impl Columns {
         }
     }
 
+    /// The columns any of `all` reads.
+    pub fn union<'a>(all: impl IntoIterator<Item = &'a Columns>) -> Columns {
+        all.into_iter().fold(Columns::default(), |mut u, c| {
+            u.add(c);
+            u
+        })
+    }
+
     /// Whether column `i` is read.
     pub fn contains(&self, i: usize) -> bool {
         match self {

@@ -115,14 +115,13 @@ impl Stage {
     /// The columns this query reads of `input` (none when it does not read
     /// it).
     pub fn columns(&self, input: Input) -> Columns {
-        self.inputs
-            .iter()
-            .zip(&self.columns)
-            .filter(|((i, _), _)| *i == input)
-            .fold(Columns::default(), |mut all, (_, c)| {
-                all.add(c);
-                all
-            })
+        Columns::union(
+            self.inputs
+                .iter()
+                .zip(&self.columns)
+                .filter(|((i, _), _)| *i == input)
+                .map(|(_, c)| c),
+        )
     }
 
     /// Runs the query over the rows `data` gives for each table it reads.
