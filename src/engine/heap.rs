@@ -43,19 +43,20 @@ pub fn give_back_free_heap() {
         t.held_back = true;
         return;
     }
-    t.last = Some(Instant::now());
-    t.held_back = false;
-    drop(t);
-    trim();
+    trim_now(t);
 }
 
 /// Runs a trim held back, if any (the input is quiet, or a measurement of
 /// resident memory is due).
 pub fn trim_held_back() {
-    let Ok(mut t) = TRIMS.lock() else { return };
-    if !t.held_back {
-        return;
+    let Ok(t) = TRIMS.lock() else { return };
+    if t.held_back {
+        trim_now(t);
     }
+}
+
+/// Trims and notes it (the lock released first: a trim takes a while).
+fn trim_now(mut t: std::sync::MutexGuard<'_, Trims>) {
     t.last = Some(Instant::now());
     t.held_back = false;
     drop(t);
